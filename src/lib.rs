@@ -1,0 +1,2 @@
+//! ordersync: durable job-queue workers that sync shop orders with couriers,
+//! ERPs and SMS gateways.
