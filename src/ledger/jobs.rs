@@ -1,0 +1,114 @@
+//! `jobs`: one row per job, written at enqueue time.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::queue::JobEnvelope;
+
+/// Record enqueued jobs. A job id already present (a follow-up enqueued again
+/// by a redelivered job) is left as it was.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn insert(
+    pool: &PgPool,
+    namespace: &str,
+    envelopes: &[&JobEnvelope],
+) -> sqlx::Result<u64> {
+    if envelopes.is_empty() {
+        return Ok(0);
+    }
+    let n = envelopes.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut stores = Vec::with_capacity(n);
+    let mut refs: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut enqueued = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    for e in envelopes {
+        ids.push(e.job_id);
+        kinds.push(e.kind.as_str().to_owned());
+        queues.push(format!("{namespace}:{}", e.kind.as_str()));
+        stores.push(e.store.clone());
+        refs.push(e.order_ref.clone());
+        payloads.push(serde_json::to_value(e).unwrap_or_default());
+        sources.push(e.source.as_str().to_owned());
+        enqueued.push(e.enqueued_at);
+        max_attempts.push(e.max_attempts as i32);
+    }
+    let done = sqlx::query(
+        "INSERT INTO jobs (job_id, kind, queue, store, order_ref, payload, source, enqueued_at, max_attempts)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                              $7::text[], $8::timestamptz[], $9::int[])
+         ON CONFLICT (job_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&queues)
+    .bind(&stores)
+    .bind(&refs)
+    .bind(&payloads)
+    .bind(&sources)
+    .bind(&enqueued)
+    .bind(&max_attempts)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A job as the ledger knows it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct JobRow {
+    /// The job id.
+    pub job_id: Uuid,
+    /// Its kind.
+    pub kind: String,
+    /// Its store.
+    pub store: Option<String>,
+    /// Its order reference.
+    pub order_ref: Option<String>,
+    /// Who enqueued it.
+    pub source: String,
+    /// When.
+    pub enqueued_at: DateTime<Utc>,
+    /// The attempt budget.
+    pub max_attempts: i32,
+    /// The latest run's outcome, `queued` before the first one.
+    pub state: String,
+}
+
+/// Look up one job.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn get(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(
+        "SELECT j.job_id, j.kind, j.store, j.order_ref, j.source, j.enqueued_at, j.max_attempts,
+                COALESCE((SELECT r.outcome FROM job_runs r WHERE r.job_id = j.job_id
+                          ORDER BY r.run DESC LIMIT 1), 'queued') AS state
+         FROM jobs j WHERE j.job_id = $1",
+    )
+    .bind(job_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Jobs touching one order, oldest first.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn for_order(pool: &PgPool, order_ref: &str) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(
+        "SELECT j.job_id, j.kind, j.store, j.order_ref, j.source, j.enqueued_at, j.max_attempts,
+                COALESCE((SELECT r.outcome FROM job_runs r WHERE r.job_id = j.job_id
+                          ORDER BY r.run DESC LIMIT 1), 'queued') AS state
+         FROM jobs j WHERE j.order_ref = $1 ORDER BY j.enqueued_at, j.job_id",
+    )
+    .bind(order_ref)
+    .fetch_all(pool)
+    .await
+}

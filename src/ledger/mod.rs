@@ -1,0 +1,78 @@
+//! Postgres: the only module that issues SQL.
+//!
+//! The job ledger (`jobs`, `job_runs`) answers, for any job id, who enqueued
+//! it, when, every delivery and its outcome. The order tables hold what the
+//! jobs learned and the claims that make side effects exactly-once.
+
+pub mod invoices;
+pub mod jobs;
+pub mod orders;
+pub mod runs;
+pub mod sms;
+pub mod summary;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Open a pool to `database_url`.
+///
+/// # Errors
+/// The URL is invalid or Postgres does not answer.
+pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url).with_context(|| {
+        format!(
+            "invalid DATABASE_URL {}",
+            crate::config::redact_url(database_url)
+        )
+    })?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to Postgres at {}",
+                crate::config::redact_url(database_url)
+            )
+        })
+}
+
+/// Apply pending migrations.
+///
+/// # Errors
+/// A migration failed.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying database migrations")
+}
+
+/// Drop and create database `name` on `database_url`'s server (the demo's
+/// and benchmark's own database); returns its URL.
+///
+/// # Errors
+/// The name is not a plain identifier or Postgres refused.
+pub async fn recreate_database(database_url: &str, name: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "database name '{name}' may only contain letters, digits and _"
+    );
+    let admin = connect(database_url, 1).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let mut url = url::Url::parse(database_url).context("DATABASE_URL is not a URL")?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}

@@ -1,0 +1,403 @@
+//! `orders`, `order_status_history` and `store_sync_state`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// An order as the shop reported it.
+#[derive(Debug, Clone)]
+pub struct ImportedOrder {
+    /// The shop's order id.
+    pub shop_order_id: i64,
+    /// `{STORE}-{number}`.
+    pub reference: String,
+    /// The shop's status (`processing`, `pending`, ...).
+    pub shop_status: String,
+    /// The shop's payment method code (`cod`, `instapay`, ...).
+    pub payment_method: String,
+    /// Total as the shop wrote it (`"1234.00"`).
+    pub total: String,
+    /// Currency code.
+    pub currency: Option<String>,
+    /// Billing phone.
+    pub phone: Option<String>,
+    /// Billing name.
+    pub customer_name: Option<String>,
+    /// The whole order JSON.
+    pub raw: serde_json::Value,
+    /// The shop's last modification time.
+    pub shop_modified_at: Option<DateTime<Utc>>,
+}
+
+/// Insert or update `orders` of `store`; returns (inserted, updated).
+///
+/// # Errors
+/// Postgres failed (e.g. a total that is not a number).
+pub async fn upsert(
+    pool: &PgPool,
+    store: &str,
+    orders: &[ImportedOrder],
+) -> sqlx::Result<(u64, u64)> {
+    if orders.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids: Vec<i64> = orders.iter().map(|o| o.shop_order_id).collect();
+    let refs: Vec<&str> = orders.iter().map(|o| o.reference.as_str()).collect();
+    let statuses: Vec<&str> = orders.iter().map(|o| o.shop_status.as_str()).collect();
+    let methods: Vec<&str> = orders.iter().map(|o| o.payment_method.as_str()).collect();
+    let totals: Vec<&str> = orders.iter().map(|o| o.total.as_str()).collect();
+    let currencies: Vec<Option<&str>> = orders.iter().map(|o| o.currency.as_deref()).collect();
+    let phones: Vec<Option<&str>> = orders.iter().map(|o| o.phone.as_deref()).collect();
+    let names: Vec<Option<&str>> = orders.iter().map(|o| o.customer_name.as_deref()).collect();
+    let raws: Vec<&serde_json::Value> = orders.iter().map(|o| &o.raw).collect();
+    let modified: Vec<Option<DateTime<Utc>>> = orders.iter().map(|o| o.shop_modified_at).collect();
+    let rows: Vec<(bool,)> = sqlx::query_as(
+        "INSERT INTO orders (store, shop_order_id, reference, shop_status, payment_method, total,
+                             currency, phone, customer_name, raw, shop_modified_at)
+         SELECT $1, u.* FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                                    $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[]) AS u
+         ON CONFLICT (store, shop_order_id) DO UPDATE SET
+             shop_status = EXCLUDED.shop_status, payment_method = EXCLUDED.payment_method,
+             total = EXCLUDED.total, currency = EXCLUDED.currency, phone = EXCLUDED.phone,
+             customer_name = EXCLUDED.customer_name, raw = EXCLUDED.raw,
+             shop_modified_at = EXCLUDED.shop_modified_at, updated_at = now()
+         RETURNING (xmax = 0)",
+    )
+    .bind(store)
+    .bind(&ids)
+    .bind(&refs)
+    .bind(&statuses)
+    .bind(&methods)
+    .bind(&totals)
+    .bind(&currencies)
+    .bind(&phones)
+    .bind(&names)
+    .bind(&raws)
+    .bind(&modified)
+    .fetch_all(pool)
+    .await?;
+    let inserted = rows.iter().filter(|(new,)| *new).count() as u64;
+    Ok((inserted, rows.len() as u64 - inserted))
+}
+
+/// An order as the jobs need it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct OrderRow {
+    /// Our id.
+    pub id: i64,
+    /// Store code.
+    pub store: String,
+    /// The shop's id.
+    pub shop_order_id: i64,
+    /// `{STORE}-{number}`.
+    pub reference: String,
+    /// Shop status.
+    pub shop_status: String,
+    /// Payment method code.
+    pub payment_method: String,
+    /// Total, as text with two decimals.
+    pub total: String,
+    /// Currency.
+    pub currency: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Customer name.
+    pub customer_name: Option<String>,
+    /// Tracking number (`display_id`).
+    pub tracking_number: Option<String>,
+    /// The courier's order id.
+    pub courier_order_id: Option<i64>,
+    /// Raw courier status code.
+    pub courier_code: Option<i32>,
+    /// Raw courier status label.
+    pub courier_label: Option<String>,
+    /// Normalized status.
+    pub status: Option<String>,
+    /// The whole shop order JSON.
+    pub raw: serde_json::Value,
+}
+
+const ORDER_COLUMNS: &str = "id, store, shop_order_id, reference, shop_status, payment_method,
+    total::text AS total, currency, phone, customer_name, tracking_number, courier_order_id,
+    courier_code, courier_label, status, raw";
+
+/// One order by reference.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn by_reference(pool: &PgPool, reference: &str) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE reference = $1"
+    ))
+    .bind(reference)
+    .fetch_optional(pool)
+    .await
+}
+
+/// What the courier says about one order.
+#[derive(Debug, Clone)]
+pub struct CourierObservation {
+    /// Our order reference (the courier's `external_order_id`).
+    pub reference: String,
+    /// `display_id`.
+    pub tracking_number: Option<String>,
+    /// The courier's order id.
+    pub courier_order_id: i64,
+    /// Raw status code.
+    pub code: i32,
+    /// Raw status label.
+    pub label: String,
+    /// Normalized status.
+    pub status: String,
+}
+
+/// A normalized status change recorded in the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// Our order id.
+    pub order_id: i64,
+    /// Order reference.
+    pub reference: String,
+    /// Previous normalized status; `None` on the first observation.
+    pub from: Option<String>,
+    /// New normalized status.
+    pub to: String,
+    /// Raw code of the new status.
+    pub code: i32,
+}
+
+/// Apply courier observations to `store`'s orders: fill tracking numbers and
+/// courier ids, record the raw and normalized status, and append history on
+/// every change (the first observation included). Returns the changes and how
+/// many orders matched. Observations for references of other stores are ignored.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn observe_courier(
+    pool: &PgPool,
+    store: &str,
+    observations: &[CourierObservation],
+    job_id: Uuid,
+) -> sqlx::Result<(Vec<StatusChange>, u64)> {
+    if observations.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
+    let refs: Vec<&str> = observations.iter().map(|o| o.reference.as_str()).collect();
+    // Lock the rows: two jobs observing one order must not both see the old
+    // status and both append history (and both enqueue an SMS).
+    let current: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, reference, status FROM orders WHERE store = $1 AND reference = ANY($2)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(store)
+    .bind(&refs)
+    .fetch_all(&mut *tx)
+    .await?;
+    let by_ref: std::collections::HashMap<&str, &CourierObservation> = observations
+        .iter()
+        .map(|o| (o.reference.as_str(), o))
+        .collect();
+    let mut ids = Vec::new();
+    let mut tracking: Vec<Option<&str>> = Vec::new();
+    let mut courier_ids = Vec::new();
+    let mut codes = Vec::new();
+    let mut labels = Vec::new();
+    let mut statuses = Vec::new();
+    let mut changed_flags = Vec::new();
+    let mut changes = Vec::new();
+    for (id, reference, old_status) in &current {
+        let Some(obs) = by_ref.get(reference.as_str()) else {
+            continue;
+        };
+        let changed = old_status.as_deref() != Some(obs.status.as_str());
+        ids.push(*id);
+        tracking.push(obs.tracking_number.as_deref());
+        courier_ids.push(obs.courier_order_id);
+        codes.push(obs.code);
+        labels.push(obs.label.as_str());
+        statuses.push(obs.status.as_str());
+        changed_flags.push(changed);
+        if changed {
+            changes.push(StatusChange {
+                order_id: *id,
+                reference: reference.clone(),
+                from: old_status.clone(),
+                to: obs.status.clone(),
+                code: obs.code,
+            });
+        }
+    }
+    sqlx::query(
+        "UPDATE orders o SET
+             tracking_number = COALESCE(u.tracking, o.tracking_number),
+             courier_order_id = u.courier_id, courier_code = u.code, courier_label = u.label,
+             status = u.status,
+             status_changed_at = CASE WHEN u.changed THEN now() ELSE o.status_changed_at END,
+             last_polled_at = now(), updated_at = now()
+         FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bool[])
+              AS u(id, tracking, courier_id, code, label, status, changed)
+         WHERE o.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&tracking)
+    .bind(&courier_ids)
+    .bind(&codes)
+    .bind(&labels)
+    .bind(&statuses)
+    .bind(&changed_flags)
+    .execute(&mut *tx)
+    .await?;
+    if !changes.is_empty() {
+        let order_ids: Vec<i64> = changes.iter().map(|c| c.order_id).collect();
+        let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
+        let change_codes: Vec<i32> = changes.iter().map(|c| c.code).collect();
+        let change_labels: Vec<&str> = changes
+            .iter()
+            .map(|c| {
+                by_ref
+                    .get(c.reference.as_str())
+                    .map(|o| o.label.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO order_status_history (order_id, status, courier_code, courier_label, job_id)
+             SELECT u.*, $5 FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[]) AS u",
+        )
+        .bind(&order_ids)
+        .bind(&to)
+        .bind(&change_codes)
+        .bind(&change_labels)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((changes, ids.len() as u64))
+}
+
+/// Note that an order was polled without a change.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn mark_polled(pool: &PgPool, order_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE orders SET last_polled_at = now() WHERE id = $1")
+        .bind(order_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// References of `store`'s orders the courier has no tracking for yet.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn without_tracking(pool: &PgPool, store: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT reference FROM orders WHERE store = $1 AND tracking_number IS NULL ORDER BY id",
+    )
+    .bind(store)
+    .fetch_all(pool)
+    .await
+}
+
+/// References of `store`'s orders with tracking and a status that is not final.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn needing_refresh(
+    pool: &PgPool,
+    store: &str,
+    final_statuses: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT reference FROM orders WHERE store = $1 AND courier_order_id IS NOT NULL
+           AND (status IS NULL OR NOT (status = ANY($2))) ORDER BY id",
+    )
+    .bind(store)
+    .bind(final_statuses)
+    .fetch_all(pool)
+    .await
+}
+
+/// References of `store`'s orders with no invoice whose shop status can
+/// still lead to one.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn needing_invoice(
+    pool: &PgPool,
+    store: &str,
+    statuses: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT o.reference FROM orders o LEFT JOIN invoices i ON i.order_id = o.id
+         WHERE o.store = $1 AND o.shop_status = ANY($2) AND (i.order_id IS NULL OR i.state = 'creating')
+         ORDER BY o.id",
+    )
+    .bind(store)
+    .bind(statuses)
+    .fetch_all(pool)
+    .await
+}
+
+/// The import cursor of `store` for job kind `kind`.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn sync_cursor(
+    pool: &PgPool,
+    store: &str,
+    kind: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let row: Option<(Option<DateTime<Utc>>,)> =
+        sqlx::query_as("SELECT cursor FROM store_sync_state WHERE store = $1 AND kind = $2")
+            .bind(store)
+            .bind(kind)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(c,)| c))
+}
+
+/// Record a successful sync of `store` for `kind`, moving the cursor forward
+/// (never back) when one is given.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn mark_synced(
+    pool: &PgPool,
+    store: &str,
+    kind: &str,
+    cursor: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO store_sync_state (store, kind, cursor, last_success_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (store, kind) DO UPDATE SET
+             cursor = GREATEST(store_sync_state.cursor, EXCLUDED.cursor),
+             last_success_at = now()",
+    )
+    .bind(store)
+    .bind(kind)
+    .bind(cursor)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Status history of one order, oldest first: (status, code, label, observed_at).
+///
+/// # Errors
+/// Postgres failed.
+pub async fn history(
+    pool: &PgPool,
+    order_id: i64,
+) -> sqlx::Result<Vec<(String, i32, String, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "SELECT status, courier_code, courier_label, observed_at FROM order_status_history
+         WHERE order_id = $1 ORDER BY observed_at, id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+}

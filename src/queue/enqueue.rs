@@ -1,0 +1,226 @@
+//! Enqueue: a ledger row first (who asked, when, the payload), then the task
+//! in Redis, in chunks so neither a huge Lua call nor a huge INSERT happens.
+
+use std::sync::{Arc, LazyLock};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::jobs::{JobKind, Policies};
+use crate::ledger;
+use crate::queue::{JobEnvelope, QueueKeys, Source};
+
+static PUSH_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("lua/push.lua")));
+
+/// Tasks per push script call and ledger rows per INSERT: large enough to be
+/// fast, small enough to keep Redis responsive between chunks.
+pub const ENQUEUE_CHUNK: usize = 1_000;
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Which handler runs it.
+    pub kind: JobKind,
+    /// The store it works for.
+    pub store: String,
+    /// The order reference, for per-order jobs.
+    pub order_ref: Option<String>,
+    /// Kind-specific arguments.
+    pub args: serde_json::Value,
+    /// A deterministic id makes the enqueue idempotent (follow-up jobs);
+    /// `None` draws a fresh UUIDv7.
+    pub job_id: Option<Uuid>,
+    /// Run no earlier than this.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+impl NewJob {
+    /// A per-store job to run now.
+    pub fn for_store(kind: JobKind, store: &str) -> Self {
+        Self {
+            kind,
+            store: store.to_owned(),
+            order_ref: None,
+            args: serde_json::Value::Null,
+            job_id: None,
+            run_at: None,
+        }
+    }
+
+    /// A per-order job to run now.
+    pub fn for_order(kind: JobKind, store: &str, order_ref: &str) -> Self {
+        Self {
+            order_ref: Some(order_ref.to_owned()),
+            ..Self::for_store(kind, store)
+        }
+    }
+}
+
+/// One delivery to push: the envelope and when it is due (`None`: now).
+pub type Delivery = (JobEnvelope, Option<DateTime<Utc>>);
+
+/// What an enqueue did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PushReport {
+    /// Tasks now in an active list.
+    pub ready: u64,
+    /// Tasks waiting in a delayed set.
+    pub delayed: u64,
+    /// Tasks already in Redis under the same task id (not pushed again).
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for PushReport {
+    fn add_assign(&mut self, other: Self) {
+        self.ready += other.ready;
+        self.delayed += other.delayed;
+        self.duplicates += other.duplicates;
+    }
+}
+
+/// Pushes jobs: the only way work enters the queues.
+#[derive(Clone)]
+pub struct Enqueuer {
+    redis: ConnectionManager,
+    db: PgPool,
+    namespace: Arc<str>,
+    policies: Arc<Policies>,
+}
+
+impl std::fmt::Debug for Enqueuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueuer")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Enqueuer {
+    /// An enqueuer for the queues under `namespace`.
+    pub fn new(
+        redis: ConnectionManager,
+        db: PgPool,
+        namespace: &str,
+        policies: Arc<Policies>,
+    ) -> Self {
+        Self {
+            redis,
+            db,
+            namespace: namespace.into(),
+            policies,
+        }
+    }
+
+    /// The queue namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Keys of one kind's queue.
+    pub fn keys(&self, kind: JobKind) -> QueueKeys {
+        QueueKeys::new(
+            &self.namespace,
+            kind,
+            crate::queue::keys::DEFAULT_FETCH_BATCH,
+        )
+    }
+
+    /// Record `jobs` in the ledger as enqueued by `source`, then push them.
+    /// Returns the envelopes pushed, in order.
+    ///
+    /// # Errors
+    /// Postgres or Redis failed; jobs of earlier chunks stay enqueued.
+    pub async fn enqueue(
+        &self,
+        source: Source,
+        jobs: Vec<NewJob>,
+    ) -> anyhow::Result<(Vec<JobEnvelope>, PushReport)> {
+        let now = Utc::now();
+        let mut report = PushReport::default();
+        let mut all = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+            let pending: Vec<Delivery> = chunk
+                .iter()
+                .map(|job| {
+                    let envelope = JobEnvelope {
+                        job_id: job.job_id.unwrap_or_else(Uuid::now_v7),
+                        kind: job.kind,
+                        store: job.store.clone(),
+                        order_ref: job.order_ref.clone(),
+                        args: job.args.clone(),
+                        attempt: 1,
+                        run: 1,
+                        max_attempts: self.policies.get(job.kind).max_attempts,
+                        enqueued_at: now,
+                        source,
+                    };
+                    (envelope, job.run_at)
+                })
+                .collect();
+            let envelopes: Vec<&JobEnvelope> = pending.iter().map(|(e, _)| e).collect();
+            ledger::jobs::insert(&self.db, &self.namespace, &envelopes)
+                .await
+                .context("recording enqueued jobs in the ledger")?;
+            report += self.push(&pending).await?;
+            all.extend(pending.into_iter().map(|(e, _)| e));
+        }
+        Ok((all, report))
+    }
+
+    /// Push deliveries (first runs, retries, deferrals) to Redis. Tasks with
+    /// a due time in the future wait in the kind's delayed set.
+    ///
+    /// # Errors
+    /// Redis failed or an envelope did not serialize.
+    pub async fn push(&self, deliveries: &[Delivery]) -> anyhow::Result<PushReport> {
+        let mut report = PushReport::default();
+        let mut by_kind: std::collections::BTreeMap<JobKind, Vec<&Delivery>> = Default::default();
+        for delivery in deliveries {
+            by_kind.entry(delivery.0.kind).or_default().push(delivery);
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        let mut conn = self.redis.clone();
+        for (kind, items) in by_kind {
+            let keys = self.keys(kind);
+            for chunk in items.chunks(ENQUEUE_CHUNK) {
+                let mut invocation = PUSH_SCRIPT.prepare_invoke();
+                invocation
+                    .key(keys.config.job_data_hash())
+                    .key(keys.config.active_jobs_list())
+                    .key(keys.config.signal_list())
+                    .key(keys.config.job_meta_hash())
+                    .key(keys.delayed())
+                    .arg("1");
+                for (envelope, run_at) in chunk {
+                    let due_ms = run_at
+                        .map(|t| t.timestamp_millis())
+                        .filter(|&ms| ms > now_ms)
+                        .unwrap_or(0);
+                    invocation
+                        .arg(envelope.task_id())
+                        .arg(serde_json::to_vec(envelope).context("serializing a job envelope")?)
+                        .arg(envelope.max_attempts)
+                        .arg(due_ms);
+                }
+                let (ready, delayed, duplicates): (u64, u64, u64) =
+                    invocation.invoke_async(&mut conn).await.with_context(|| {
+                        format!(
+                            "pushing {} task(s) to Redis queue {}",
+                            chunk.len(),
+                            keys.name
+                        )
+                    })?;
+                report += PushReport {
+                    ready,
+                    delayed,
+                    duplicates,
+                };
+            }
+        }
+        Ok(report)
+    }
+}

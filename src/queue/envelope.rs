@@ -1,0 +1,138 @@
+//! The job envelope: what a task's payload in Redis carries.
+//!
+//! The envelope holds the job's own identity and history (ids only, never
+//! models), so the outcome of an attempt is decided by us and not by
+//! apalis-redis's built-in retry loop.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::jobs::JobKind;
+
+/// Who asked for a job. Stored in the ledger as its `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The periodic scheduler.
+    Scheduler,
+    /// A webhook delivery.
+    Webhook,
+    /// An operator on the command line.
+    Cli,
+    /// A replay of a failed job.
+    Replay,
+    /// `just demo`.
+    Demo,
+    /// `just bench`.
+    Bench,
+    /// Another job (e.g. a status change enqueues `send_sms`).
+    Job,
+}
+
+impl Source {
+    /// The ledger's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Scheduler => "scheduler",
+            Source::Webhook => "webhook",
+            Source::Cli => "cli",
+            Source::Replay => "replay",
+            Source::Demo => "demo",
+            Source::Bench => "bench",
+            Source::Job => "job",
+        }
+    }
+}
+
+/// One delivery of a job, as pushed to Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEnvelope {
+    /// Stable across retries and deferrals; the ledger's key.
+    pub job_id: Uuid,
+    /// Which handler runs it.
+    pub kind: JobKind,
+    /// The store the job works for.
+    pub store: String,
+    /// The order reference (`ALPH-1001`) for per-order jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_ref: Option<String>,
+    /// Kind-specific arguments (ids only).
+    #[serde(default)]
+    pub args: serde_json::Value,
+    /// Attempt number this delivery uses (1-based).
+    pub attempt: u32,
+    /// Delivery number (1-based): attempts plus deferrals.
+    pub run: u32,
+    /// The attempt budget.
+    pub max_attempts: u32,
+    /// When the job was first enqueued (deferrals are bounded by its age).
+    pub enqueued_at: DateTime<Utc>,
+    /// Who enqueued it.
+    pub source: Source,
+}
+
+impl JobEnvelope {
+    /// The apalis task id of this delivery. Deterministic, so a redelivered
+    /// job that pushes its follow-up again is deduplicated by Redis (HSETNX).
+    pub fn task_id(&self) -> String {
+        format!("{}:{}", self.job_id, self.run)
+    }
+
+    /// The next delivery after a transient failure: uses one more attempt.
+    pub fn retry(&self) -> Self {
+        Self {
+            attempt: self.attempt + 1,
+            run: self.run + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The next delivery after a deferral: the attempt is not used up.
+    pub fn deferral(&self) -> Self {
+        Self {
+            run: self.run + 1,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> JobEnvelope {
+        JobEnvelope {
+            job_id: Uuid::now_v7(),
+            kind: JobKind::CreateInvoice,
+            store: "ALPH".into(),
+            order_ref: Some("ALPH-1001".into()),
+            args: serde_json::Value::Null,
+            attempt: 1,
+            run: 1,
+            max_attempts: 5,
+            enqueued_at: Utc::now(),
+            source: Source::Cli,
+        }
+    }
+
+    #[test]
+    fn retry_uses_an_attempt_and_deferral_does_not() {
+        let first = envelope();
+        let retried = first.retry();
+        assert_eq!((retried.attempt, retried.run), (2, 2));
+        let deferred = retried.deferral();
+        assert_eq!((deferred.attempt, deferred.run), (2, 3));
+        assert_eq!(deferred.job_id, first.job_id);
+        assert_ne!(first.task_id(), retried.task_id());
+    }
+
+    #[test]
+    fn envelope_round_trips_through_json() {
+        let first = envelope();
+        let json = serde_json::to_value(&first).unwrap();
+        assert_eq!(json["kind"], "create_invoice");
+        let back: JobEnvelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, first);
+    }
+}

@@ -1,0 +1,60 @@
+//! Redis key names for one queue, derived from apalis-redis's own `Config` so
+//! ours can never drift from the keys its worker reads.
+
+use std::time::Duration;
+
+use crate::jobs::JobKind;
+
+/// apalis-redis configuration and our extra keys for one job kind's queue.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    /// The apalis-redis configuration the worker runs with.
+    pub config: apalis_redis::Config,
+    /// Queue name: `{namespace}:{kind}`.
+    pub name: String,
+}
+
+/// How often a live worker heartbeats. With [`MISSED_HEARTBEATS`] it bounds
+/// how long a crashed worker's in-flight jobs wait to be re-enqueued
+/// (5 s x 3 = 15 s, plus up to one heartbeat of the surviving worker).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Heartbeats a worker may miss before its in-flight jobs are re-enqueued.
+pub const MISSED_HEARTBEATS: usize = 3;
+/// Tasks fetched per round trip: bigger batches are what makes one worker
+/// fast (apalis-notes.md), at the cost of a crashed worker holding more.
+pub const DEFAULT_FETCH_BATCH: usize = 200;
+
+impl QueueKeys {
+    /// Keys for `kind` under `namespace`, with the given fetch batch size.
+    pub fn new(namespace: &str, kind: JobKind, fetch_batch: usize) -> Self {
+        let name = format!("{namespace}:{}", kind.as_str());
+        let config = apalis_redis::Config::default()
+            .queue(&name)
+            .batch_size(fetch_batch.max(1))
+            // The lease scripts LREM over the whole active list per task
+            // (~1,600 jobs/s); in-flight sets and acks work without them.
+            .lock_tasks(false)
+            // Never off: without results no ack is written and every id
+            // stays in the in-flight set, to run again after a heartbeat lapse.
+            .persist_results(true)
+            .emit_events(true)
+            .heartbeat_interval(HEARTBEAT_INTERVAL)
+            .missed_heartbeats(MISSED_HEARTBEATS);
+        Self { config, name }
+    }
+
+    /// Our delayed set (scores are due times in ms): retries and deferrals.
+    pub fn delayed(&self) -> String {
+        format!("{}:delayed", self.name)
+    }
+
+    /// The pub/sub channel our push and promote scripts publish on.
+    pub fn wake_channel(&self) -> String {
+        format!("tasks:{}:available", self.config.active_jobs_list())
+    }
+
+    /// Prefix of the per-worker in-flight sets.
+    pub fn inflight_prefix(&self) -> String {
+        self.config.inflight_jobs_set()
+    }
+}

@@ -1,0 +1,35 @@
+//! The Redis side of the queue, on apalis-redis 1.0's key layout.
+//!
+//! apalis-redis delivers tasks (fetch, in-flight sets, heartbeats, orphan
+//! recovery); this module owns everything it gets wrong or leaves out:
+//! pushing (ours never touches apalis's `scheduled` set, see `lua/push.lua`),
+//! delayed tasks and their chunked promotion, retry backoff, and depth
+//! figures read straight from the keys. It issues no SQL.
+
+pub mod backoff;
+pub mod depth;
+pub mod enqueue;
+pub mod envelope;
+pub mod keys;
+pub mod promoter;
+
+pub use backoff::RetryPolicy;
+pub use enqueue::{Enqueuer, NewJob};
+pub use envelope::{JobEnvelope, Source};
+pub use keys::QueueKeys;
+
+/// Connect to Redis with a connection manager (reconnects on its own).
+///
+/// # Errors
+/// The URL is invalid or Redis does not answer.
+pub async fn connect(redis_url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    use anyhow::Context as _;
+    let client = redis::Client::open(redis_url)
+        .with_context(|| format!("invalid Redis URL {}", crate::config::redact_url(redis_url)))?;
+    client.get_connection_manager().await.with_context(|| {
+        format!(
+            "cannot connect to Redis at {}",
+            crate::config::redact_url(redis_url)
+        )
+    })
+}
