@@ -1,1 +1,67 @@
-fn main(){}
+//! `ordersync-worker`: what a worker container runs. Consumes the queues
+//! until SIGTERM, then lets in-flight jobs finish.
+
+use std::collections::HashMap;
+
+use clap::Parser;
+use ordersync::cli::GlobalArgs;
+use ordersync::jobs::JobKind;
+use ordersync::worker::{self, WorkerOptions};
+
+/// Consume ordersync's queues.
+#[derive(Debug, Parser)]
+#[command(name = "ordersync-worker", version, about)]
+struct WorkerCli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    /// Kinds to consume (default: all five job kinds).
+    #[arg(long, env = "ORDERSYNC_KINDS", value_delimiter = ',')]
+    kinds: Vec<JobKind>,
+    /// Concurrent handlers per kind, overriding the defaults (e.g. 100).
+    #[arg(long, env = "ORDERSYNC_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Tasks fetched per Redis round trip.
+    #[arg(long, env = "ORDERSYNC_FETCH_BATCH", default_value_t = ordersync::queue::keys::DEFAULT_FETCH_BATCH)]
+    fetch_batch: usize,
+    /// Postgres connections.
+    #[arg(long, env = "ORDERSYNC_DB_POOL", default_value_t = 16)]
+    db_pool: u32,
+    /// Worker name (default: host-pid-random; must be unique per process).
+    #[arg(long, env = "ORDERSYNC_WORKER_NAME")]
+    name: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = WorkerCli::parse();
+    ordersync::telemetry::init(cli.global.log_json);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: WorkerCli) -> anyhow::Result<()> {
+    let config = cli.global.load_config()?;
+    let deps = ordersync::startup::build(&cli.global.settings(), &config, cli.db_pool).await?;
+    let runs = ordersync::ledger::runs::RunWriter::start(deps.db.clone());
+    let mut options = WorkerOptions::new(&cli.global.redis_url);
+    if !cli.kinds.is_empty() {
+        options.kinds = cli.kinds;
+    }
+    if let Some(n) = cli.concurrency {
+        options.concurrency = options
+            .kinds
+            .iter()
+            .map(|k| (*k, n))
+            .collect::<HashMap<_, _>>();
+    }
+    options.fetch_batch = cli.fetch_batch;
+    if let Some(name) = cli.name {
+        options.name = name;
+    }
+    worker::run(deps, runs, options, ordersync::startup::shutdown_signal()).await
+}

@@ -1,0 +1,136 @@
+//! One provider client per configured account, and the store -> account
+//! mapping jobs go through. A job for a store uses that store's courier
+//! credential and no other (domain.md section 1).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::jobs::JobError;
+use crate::providers::erpnext::ErpClient;
+use crate::providers::maystro::MaystroClient;
+use crate::providers::mnotify::MnotifyClient;
+use crate::providers::woocommerce::WooClient;
+use crate::providers::{http_client, HttpSettings};
+
+/// Every provider client, built once per process.
+#[derive(Debug)]
+pub struct Accounts {
+    couriers: HashMap<String, Arc<MaystroClient>>,
+    courier_of_store: HashMap<String, Arc<MaystroClient>>,
+    shops: HashMap<String, Arc<WooClient>>,
+    erp: Arc<ErpClient>,
+    sms: Arc<MnotifyClient>,
+}
+
+impl Accounts {
+    /// Build the clients for `config`.
+    pub fn new(config: &Config) -> Self {
+        let http = http_client(&HttpSettings {
+            timeout: Duration::from_millis(config.http.timeout_ms),
+            connect_timeout: Duration::from_millis(config.http.connect_timeout_ms),
+        });
+        let mut couriers = HashMap::new();
+        let mut courier_of_store = HashMap::new();
+        for account in &config.courier_accounts {
+            let client = Arc::new(MaystroClient::new(
+                &account.name,
+                &account.base_url,
+                account.key.clone(),
+                http.clone(),
+            ));
+            for store in &account.stores {
+                courier_of_store.insert(store.clone(), client.clone());
+            }
+            couriers.insert(account.name.clone(), client);
+        }
+        let shops = config
+            .stores
+            .iter()
+            .map(|s| {
+                let client = WooClient::new(
+                    &s.code,
+                    &s.shop_url,
+                    s.shop_key.clone(),
+                    s.shop_secret.clone(),
+                    http.clone(),
+                );
+                (s.code.clone(), Arc::new(client))
+            })
+            .collect();
+        let erp = Arc::new(ErpClient::new(
+            &config.erp.name,
+            &config.erp.base_url,
+            config.erp_key.clone(),
+            config.erp_secret.clone(),
+            http.clone(),
+        ));
+        let sms = Arc::new(MnotifyClient::new(
+            &config.sms.name,
+            &config.sms.base_url,
+            config.sms_key.clone(),
+            &config.sms.sender,
+            http,
+        ));
+        Self {
+            couriers,
+            courier_of_store,
+            shops,
+            erp,
+            sms,
+        }
+    }
+
+    /// The courier client of `store`'s account.
+    ///
+    /// # Errors
+    /// Permanent when the store is not configured (a job for a removed store).
+    pub fn courier(&self, store: &str) -> Result<&MaystroClient, JobError> {
+        self.courier_of_store
+            .get(store)
+            .map(Arc::as_ref)
+            .ok_or_else(|| {
+                JobError::permanent(
+                    "unknown_store",
+                    format!("store {store} has no courier account configured"),
+                )
+            })
+    }
+
+    /// The shop client of `store`.
+    ///
+    /// # Errors
+    /// Permanent when the store is not configured.
+    pub fn shop(&self, store: &str) -> Result<&WooClient, JobError> {
+        self.shops.get(store).map(Arc::as_ref).ok_or_else(|| {
+            JobError::permanent("unknown_store", format!("store {store} is not configured"))
+        })
+    }
+
+    /// The ERP client.
+    ///
+    /// # Errors
+    /// Never today; fallible so a store-specific ERP can be added.
+    pub fn erp(&self) -> Result<&ErpClient, JobError> {
+        Ok(&self.erp)
+    }
+
+    /// The SMS client.
+    ///
+    /// # Errors
+    /// Never today; fallible so per-store SMS accounts can be added.
+    pub fn sms(&self) -> Result<&MnotifyClient, JobError> {
+        Ok(&self.sms)
+    }
+
+    /// Courier clients by account name.
+    pub fn couriers(&self) -> impl Iterator<Item = (&String, &Arc<MaystroClient>)> {
+        self.couriers.iter()
+    }
+
+    /// Shop clients by store code.
+    pub fn shops(&self) -> impl Iterator<Item = (&String, &Arc<WooClient>)> {
+        self.shops.iter()
+    }
+}

@@ -1,0 +1,545 @@
+//! The configuration file (TOML) and the secrets it names in the environment.
+//!
+//! Every store maps to exactly one courier account, one shop, the ERP and
+//! the SMS account. Secrets never live in the file: it names environment
+//! variables (`*_env`), read at start-up into `SecretString`s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::jobs::{JobKind, Policies};
+use crate::queue::RetryPolicy;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// HTTP client settings for every provider call.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Courier accounts, each listing the stores it serves.
+    #[serde(default)]
+    pub courier_accounts: Vec<CourierAccountConfig>,
+    /// The ERP.
+    pub erp: ErpConfig,
+    /// The SMS account.
+    pub sms: SmsConfig,
+    /// The stores.
+    #[serde(default)]
+    pub stores: Vec<StoreConfig>,
+    /// Per-kind retry overrides, keyed by kind name.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobPolicyConfig>,
+    /// Deferral settings.
+    #[serde(default)]
+    pub deferral: DeferralConfig,
+}
+
+/// HTTP client settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Whole-request timeout, ms.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Connect timeout, ms.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    3_000
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: default_timeout_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+        }
+    }
+}
+
+/// One courier account (one API key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourierAccountConfig {
+    /// Name shown in logs and the ledger (never the key).
+    pub name: String,
+    /// Only `maystro` today.
+    #[serde(default = "default_courier_provider")]
+    pub provider: String,
+    /// API base, e.g. `https://backend.maystro-delivery.com/api`.
+    pub base_url: String,
+    /// Environment variable holding the API key.
+    pub key_env: String,
+    /// Store codes this account serves.
+    pub stores: Vec<String>,
+}
+
+fn default_courier_provider() -> String {
+    "maystro".into()
+}
+
+/// The ERP account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErpConfig {
+    /// Name for logs.
+    #[serde(default = "default_erp_name")]
+    pub name: String,
+    /// Site URL, e.g. `https://erp.example.com`.
+    pub base_url: String,
+    /// Environment variable holding the API key.
+    pub api_key_env: String,
+    /// Environment variable holding the API secret.
+    pub api_secret_env: String,
+}
+
+fn default_erp_name() -> String {
+    "erpnext".into()
+}
+
+/// The SMS account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Name for logs.
+    #[serde(default = "default_sms_name")]
+    pub name: String,
+    /// API base, e.g. `https://api.mnotify.com`.
+    pub base_url: String,
+    /// Environment variable holding the API key.
+    pub api_key_env: String,
+    /// Sender id (at most 11 characters).
+    pub sender: String,
+}
+
+fn default_sms_name() -> String {
+    "mnotify".into()
+}
+
+/// One store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Short code, e.g. `ALPH`: prefixes order references.
+    pub code: String,
+    /// Inactive stores get no jobs and need no mapping.
+    #[serde(default = "default_true")]
+    pub active: bool,
+    /// WooCommerce site URL.
+    pub shop_url: String,
+    /// Environment variable holding the consumer key.
+    pub shop_key_env: String,
+    /// Environment variable holding the consumer secret.
+    pub shop_secret_env: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Retry overrides for one kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobPolicyConfig {
+    /// Attempts in all.
+    pub max_attempts: Option<u32>,
+    /// First retry's delay ceiling, ms.
+    pub backoff_base_ms: Option<u64>,
+    /// Largest delay, ms.
+    pub backoff_cap_ms: Option<u64>,
+}
+
+/// Deferral settings (payment pending).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeferralConfig {
+    /// Wait between looks, ms.
+    pub delay_ms: Option<u64>,
+    /// Give up after this long since enqueue, seconds.
+    pub max_age_secs: Option<u64>,
+}
+
+/// A store with everything resolved.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Code.
+    pub code: String,
+    /// Its courier account's name.
+    pub courier_account: String,
+    /// Shop URL.
+    pub shop_url: String,
+    /// Consumer key.
+    pub shop_key: SecretString,
+    /// Consumer secret.
+    pub shop_secret: SecretString,
+}
+
+/// A courier account with its key.
+#[derive(Debug, Clone)]
+pub struct CourierAccount {
+    /// Name.
+    pub name: String,
+    /// API base.
+    pub base_url: String,
+    /// Key.
+    pub key: SecretString,
+    /// Stores it serves (active ones).
+    pub stores: Vec<String>,
+}
+
+/// The loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP settings.
+    pub http: HttpConfig,
+    /// Active stores, by code order.
+    pub stores: Vec<Store>,
+    /// Courier accounts.
+    pub courier_accounts: Vec<CourierAccount>,
+    /// ERP.
+    pub erp: ErpConfig,
+    /// ERP key.
+    pub erp_key: SecretString,
+    /// ERP secret.
+    pub erp_secret: SecretString,
+    /// SMS.
+    pub sms: SmsConfig,
+    /// SMS key.
+    pub sms_key: SecretString,
+    /// Retry and deferral policies.
+    pub policies: Policies,
+}
+
+impl Config {
+    /// Read `path`, resolve secrets from the environment, and validate.
+    ///
+    /// # Errors
+    /// The file is unreadable or invalid, a secret variable is unset, or a
+    /// store is mapped to no courier account or to several (named).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let file: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        Self::resolve(file, &|name| std::env::var(name).ok())
+    }
+
+    /// Validate `file`, reading secrets through `env`.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let secret = |var: &str, what: &str| -> anyhow::Result<SecretString> {
+            match env(var) {
+                Some(v) if !v.is_empty() => Ok(SecretString::from(v)),
+                _ => anyhow::bail!("environment variable {var} ({what}) is not set"),
+            }
+        };
+        let mut problems = Vec::new();
+        let mut seen_codes = std::collections::HashSet::new();
+        for store in &file.stores {
+            if !seen_codes.insert(store.code.as_str()) {
+                problems.push(format!("store {} is defined twice", store.code));
+            }
+        }
+        let active: Vec<&StoreConfig> = file.stores.iter().filter(|s| s.active).collect();
+        let mut account_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        for account in &file.courier_accounts {
+            if account.provider != "maystro" {
+                problems.push(format!(
+                    "courier account {} uses provider '{}'; supported: maystro",
+                    account.name, account.provider
+                ));
+            }
+            for store in &account.stores {
+                if !file.stores.iter().any(|s| &s.code == store) {
+                    problems.push(format!(
+                        "courier account {} lists store {store}, which is not defined",
+                        account.name
+                    ));
+                }
+                account_of
+                    .entry(store.as_str())
+                    .or_default()
+                    .push(account.name.as_str());
+            }
+        }
+        for store in &active {
+            match account_of.get(store.code.as_str()).map(Vec::as_slice) {
+                None | Some([]) => problems.push(format!(
+                    "store {} is active but no courier account lists it",
+                    store.code
+                )),
+                Some([_]) => {}
+                Some(many) => problems.push(format!(
+                    "store {} is listed by {} courier accounts ({}); it must use exactly one",
+                    store.code,
+                    many.len(),
+                    many.join(", ")
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+
+        let mut courier_accounts = Vec::new();
+        for account in &file.courier_accounts {
+            let stores: Vec<String> = account
+                .stores
+                .iter()
+                .filter(|s| active.iter().any(|a| &a.code == *s))
+                .cloned()
+                .collect();
+            courier_accounts.push(CourierAccount {
+                name: account.name.clone(),
+                base_url: account.base_url.clone(),
+                key: secret(
+                    &account.key_env,
+                    &format!("courier account {} key", account.name),
+                )?,
+                stores,
+            });
+        }
+        let mut stores = Vec::new();
+        for store in active {
+            stores.push(Store {
+                code: store.code.clone(),
+                courier_account: account_of[store.code.as_str()][0].to_owned(),
+                shop_url: store.shop_url.clone(),
+                shop_key: secret(
+                    &store.shop_key_env,
+                    &format!("store {} shop consumer key", store.code),
+                )?,
+                shop_secret: secret(
+                    &store.shop_secret_env,
+                    &format!("store {} shop consumer secret", store.code),
+                )?,
+            });
+        }
+        let mut policies = Policies::default();
+        for (name, over) in &file.jobs {
+            let kind: JobKind = name
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("[jobs.{name}]: {e}"))?;
+            let base = kind.default_policy();
+            let policy = RetryPolicy {
+                max_attempts: over.max_attempts.unwrap_or(base.max_attempts).max(1),
+                base: over
+                    .backoff_base_ms
+                    .map(std::time::Duration::from_millis)
+                    .unwrap_or(base.base),
+                cap: over
+                    .backoff_cap_ms
+                    .map(std::time::Duration::from_millis)
+                    .unwrap_or(base.cap),
+            };
+            policies.set(kind, policy);
+        }
+        if let Some(ms) = file.deferral.delay_ms {
+            policies.defer_delay = std::time::Duration::from_millis(ms);
+        }
+        if let Some(secs) = file.deferral.max_age_secs {
+            policies.defer_max_age = std::time::Duration::from_secs(secs);
+        }
+        Ok(Config {
+            erp_key: secret(&file.erp.api_key_env, "ERP API key")?,
+            erp_secret: secret(&file.erp.api_secret_env, "ERP API secret")?,
+            sms_key: secret(&file.sms.api_key_env, "SMS API key")?,
+            http: file.http,
+            stores,
+            courier_accounts,
+            erp: file.erp,
+            sms: file.sms,
+            policies,
+        })
+    }
+
+    /// The store with `code`, if active.
+    pub fn store(&self, code: &str) -> Option<&Store> {
+        self.stores.iter().find(|s| s.code == code)
+    }
+
+    /// One line per store: `ALPH -> courier account alph` (never a secret).
+    pub fn mapping_lines(&self) -> Vec<String> {
+        self.stores
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} -> courier account '{}', shop {}, ERP '{}', SMS '{}'",
+                    s.code, s.courier_account, s.shop_url, self.erp.name, self.sms.name
+                )
+            })
+            .collect()
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [erp]
+        base_url = "http://erp"
+        api_key_env = "ERP_KEY"
+        api_secret_env = "ERP_SECRET"
+        [sms]
+        base_url = "http://sms"
+        api_key_env = "SMS_KEY"
+        sender = "SHOP"
+        [[stores]]
+        code = "ALPH"
+        shop_url = "http://shop/alph"
+        shop_key_env = "K"
+        shop_secret_env = "S"
+        [[stores]]
+        code = "BETA"
+        shop_url = "http://shop/beta"
+        shop_key_env = "K"
+        shop_secret_env = "S"
+    "#;
+
+    fn env(_: &str) -> Option<String> {
+        Some("secret-value".into())
+    }
+
+    fn load(accounts: &str) -> anyhow::Result<Config> {
+        let file: FileConfig = toml::from_str(&format!("{BASE}\n{accounts}")).unwrap();
+        Config::resolve(file, &env)
+    }
+
+    #[test]
+    fn each_store_maps_to_its_own_account() {
+        let config = load(
+            r#"
+            [[courier_accounts]]
+            name = "alph"
+            base_url = "http://c"
+            key_env = "A"
+            stores = ["ALPH"]
+            [[courier_accounts]]
+            name = "primary"
+            base_url = "http://c"
+            key_env = "P"
+            stores = ["BETA"]
+        "#,
+        )
+        .unwrap();
+        assert_eq!(config.store("ALPH").unwrap().courier_account, "alph");
+        assert_eq!(config.store("BETA").unwrap().courier_account, "primary");
+        let lines = config.mapping_lines().join("\n");
+        assert!(lines.contains("ALPH -> courier account 'alph'"));
+        assert!(!lines.contains("secret-value"));
+    }
+
+    #[test]
+    fn an_unmapped_active_store_is_refused_by_name() {
+        let err = load(
+            r#"
+            [[courier_accounts]]
+            name = "primary"
+            base_url = "http://c"
+            key_env = "P"
+            stores = ["BETA"]
+        "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("store ALPH is active but no courier account lists it"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_store_on_two_accounts_is_refused_by_name() {
+        let err = load(
+            r#"
+            [[courier_accounts]]
+            name = "alph"
+            base_url = "http://c"
+            key_env = "A"
+            stores = ["ALPH", "BETA"]
+            [[courier_accounts]]
+            name = "primary"
+            base_url = "http://c"
+            key_env = "P"
+            stores = ["BETA"]
+        "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("store BETA is listed by 2 courier accounts (alph, primary)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_variable_not_a_value() {
+        let file: FileConfig = toml::from_str(&format!(
+            "{BASE}\n[[courier_accounts]]\nname = \"p\"\nbase_url = \"http://c\"\nkey_env = \"MISSING_KEY\"\nstores = [\"ALPH\", \"BETA\"]"
+        ))
+        .unwrap();
+        let err = Config::resolve(file, &|name| {
+            (name != "MISSING_KEY").then(|| "x".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("MISSING_KEY") && err.contains("courier account p key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn job_overrides_apply_and_unknown_kinds_are_named() {
+        let mut text = format!(
+            "{BASE}\n[[courier_accounts]]\nname = \"p\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]\n"
+        );
+        text.push_str("[jobs.send_sms]\nmax_attempts = 2\nbackoff_base_ms = 10\n");
+        let config = Config::resolve(toml::from_str(&text).unwrap(), &env).unwrap();
+        let policy = config.policies.get(JobKind::SendSms);
+        assert_eq!(policy.max_attempts, 2);
+        assert_eq!(policy.base, std::time::Duration::from_millis(10));
+        text.push_str("[jobs.send_fax]\nmax_attempts = 2\n");
+        let err = Config::resolve(toml::from_str(&text).unwrap(), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown job kind 'send_fax'"), "{err}");
+    }
+
+    #[test]
+    fn redact_url_hides_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+}

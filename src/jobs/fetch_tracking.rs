@@ -1,0 +1,83 @@
+//! `fetch_tracking` (per store): page through the store's courier account's
+//! order list, match orders by reference, and fill tracking number, courier
+//! order id and status. Orders that never had a tracking number get one here
+//! (domain.md section 2: polling only tracked orders missed 5,000 of them).
+
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+
+use crate::jobs::{send_sms, status, Deps, Done, JobError};
+use crate::ledger::orders::{self, CourierObservation};
+use crate::providers::maystro::MaystroOrder;
+use crate::queue::{JobEnvelope, Source};
+
+/// Pages fetched at once after the first: the list is paged (~20 per page),
+/// so 10,000 orders are ~500 round trips.
+const PAGE_CONCURRENCY: usize = 16;
+/// How many unknown references the ledger row names.
+const UNKNOWN_SAMPLE: usize = 20;
+
+/// Sync tracking for `envelope.store`.
+///
+/// # Errors
+/// Transient on courier or database trouble; permanent on a bad key.
+pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
+    let store = envelope.store.as_str();
+    let courier = deps.accounts.courier(store)?;
+    let first = courier.list_orders_page(1).await?;
+    let per_page = first.results.len().max(1) as u64;
+    let pages = first.count.div_ceil(per_page).max(1) as u32;
+    let mut courier_orders = first.results;
+    let mut next = first.next;
+    if pages > 1 {
+        let rest: Vec<_> = futures::stream::iter(2..=pages)
+            .map(|page| courier.list_orders_page(page))
+            .buffered(PAGE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        next = rest.last().and_then(|p| p.next.clone());
+        courier_orders.extend(rest.into_iter().flat_map(|p| p.results));
+    }
+    // The count can grow while we page: follow `next` for whatever is left.
+    let mut page = pages;
+    while next.is_some() {
+        page += 1;
+        let more = courier.list_orders_page(page).await?;
+        next = more.next;
+        courier_orders.extend(more.results);
+    }
+
+    let observations: Vec<CourierObservation> = courier_orders.iter().filter_map(observe).collect();
+    let (changes, matched) =
+        orders::observe_courier(&deps.db, store, &observations, envelope.job_id).await?;
+    let sms = send_sms::jobs_for_changes(store, &changes);
+    if !sms.is_empty() {
+        deps.enqueuer.enqueue(Source::Job, sms).await.map_err(|e| {
+            JobError::transient("queue", format!("enqueueing SMS follow-ups: {e:#}"))
+        })?;
+    }
+    let unknown = orders::without_tracking(&deps.db, store).await?;
+    orders::mark_synced(&deps.db, store, "fetch_tracking", None).await?;
+    Ok(Done::Succeeded(Some(json!({
+        "courier_account": courier.account(),
+        "courier_orders": courier_orders.len(),
+        "matched": matched,
+        "status_changes": changes.len(),
+        "unknown_refs": unknown.len(),
+        "unknown_sample": unknown.iter().take(UNKNOWN_SAMPLE).collect::<Vec<_>>(),
+    }))))
+}
+
+/// What one courier order tells us, if it carries our reference.
+pub fn observe(order: &MaystroOrder) -> Option<CourierObservation> {
+    let reference = order.external_order_id.clone().filter(|r| !r.is_empty())?;
+    let (normalized, label) = status::map_maystro(order.status);
+    Some(CourierObservation {
+        reference,
+        tracking_number: order.display_id.clone(),
+        courier_order_id: order.id,
+        code: i32::try_from(order.status).unwrap_or(i32::MAX),
+        label,
+        status: normalized.as_str().to_owned(),
+    })
+}

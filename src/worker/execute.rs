@@ -1,0 +1,139 @@
+//! One delivery: decode the envelope, run the handler (panics included),
+//! settle, and only then let apalis ack the task.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::jobs::{self, Deps, JobError};
+use crate::ledger::runs::{RunOutcome, RunRecord, RunWriter};
+use crate::queue::JobEnvelope;
+use crate::worker::settle;
+
+/// What every delivery in this process shares.
+#[derive(Debug)]
+pub struct Executor {
+    /// Handler dependencies.
+    pub deps: Deps,
+    /// Group-commit ledger writer.
+    pub runs: RunWriter,
+    /// This process's worker name (in the ledger's `worker` column).
+    pub worker: String,
+}
+
+impl Executor {
+    /// Run one task payload to its settled outcome. Never fails: every result,
+    /// a handler panic and an undecodable payload included, becomes a ledger
+    /// row, so apalis always acks and never applies its own retry loop.
+    pub async fn execute(self: &Arc<Self>, payload: serde_json::Value) {
+        let started_at = Utc::now();
+        let envelope: JobEnvelope = match serde_json::from_value(payload.clone()) {
+            Ok(envelope) => envelope,
+            Err(error) => return self.reject_payload(payload, error, started_at).await,
+        };
+        let span = tracing::info_span!(
+            "job",
+            job_id = %envelope.job_id,
+            kind = %envelope.kind,
+            store = %envelope.store,
+            order = envelope.order_ref.as_deref().unwrap_or(""),
+            attempt = envelope.attempt,
+        );
+        async {
+            let result = AssertUnwindSafe(jobs::perform(&envelope, &self.deps)).catch_unwind().await;
+            let result = result.unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                // A panic counts as a failed attempt: retried within the
+                // budget, then failed, never looped by apalis.
+                Err(JobError::transient("panic", format!("handler panicked: {what}")))
+            });
+            let decision = settle::decide(&envelope, result, &self.deps.policies, Utc::now());
+            if let Some((next, due)) = &decision.next {
+                // The follow-up is in Redis before the ledger says so, and its
+                // task id is deterministic: a crash in between re-pushes the
+                // same id, which Redis deduplicates.
+                let delivery = [(next.clone(), Some(*due))];
+                self.retry_until_done("push follow-up delivery", || self.deps.enqueuer.push(&delivery)).await;
+            }
+            let record = decision.run_record(&envelope, &self.worker, started_at, Utc::now());
+            match decision.outcome {
+                RunOutcome::Failed => tracing::warn!(class = ?decision.error_class, message = ?decision.message, "job failed"),
+                RunOutcome::Retry => tracing::info!(class = ?decision.error_class, message = ?decision.message, next_run_at = ?record.next_run_at, "job will retry"),
+                RunOutcome::NotFound => tracing::warn!(message = ?decision.message, "order not found at the courier"),
+                _ => tracing::debug!(outcome = decision.outcome.as_str(), "job done"),
+            }
+            self.commit(record).await;
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// A payload that is not an envelope: fail it (it can never succeed),
+    /// keeping whatever identity it has.
+    async fn reject_payload(
+        &self,
+        payload: serde_json::Value,
+        error: serde_json::Error,
+        started_at: chrono::DateTime<Utc>,
+    ) {
+        let job_id = payload
+            .get("job_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok());
+        tracing::error!(%error, ?job_id, "undecodable job payload");
+        let Some(job_id) = job_id else {
+            // No ledger row can name it; the log line above is its record.
+            return;
+        };
+        let run = payload.get("run").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
+        let attempt = payload.get("attempt").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
+        self.commit(RunRecord {
+            job_id,
+            run: run.max(1),
+            attempt: attempt.max(1),
+            worker: self.worker.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            outcome: RunOutcome::Failed,
+            error_class: Some("bad_payload".into()),
+            error_message: Some(format!("payload does not deserialize: {error}")),
+            http_status: None,
+            next_run_at: None,
+            detail: None,
+        })
+        .await;
+    }
+
+    async fn commit(&self, record: RunRecord) {
+        if let Err(error) = self.runs.commit(record).await {
+            // Only while shutting down; the task stays un-acked in Redis
+            // and is redelivered.
+            tracing::error!(%error, "ledger row not committed");
+        }
+    }
+
+    async fn retry_until_done<F, Fut, T>(&self, what: &str, mut op: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let mut delay = std::time::Duration::from_millis(50);
+        loop {
+            match op().await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "{what} failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The worker process: one apalis worker per consumed queue, our promoter,
+//! wake-ups by Redis pub/sub, and a graceful stop.
+
+pub mod execute;
+pub mod registry;
+pub mod settle;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::jobs::{Deps, JobKind};
+use crate::ledger::runs::RunWriter;
+use crate::queue::keys::DEFAULT_FETCH_BATCH;
+use crate::queue::{promoter, QueueKeys};
+pub use execute::Executor;
+
+/// How a worker process runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Kinds to consume.
+    pub kinds: Vec<JobKind>,
+    /// Concurrent handlers per kind (overrides the registry's defaults).
+    pub concurrency: HashMap<JobKind, usize>,
+    /// Tasks fetched per round trip.
+    pub fetch_batch: usize,
+    /// Fallback poll when no pub/sub wake-up arrives (an idle worker
+    /// normally wakes on the push's PUBLISH within a millisecond or two).
+    pub poll_interval: Duration,
+    /// Unique name: host, pid and a random suffix, so a restarted process
+    /// never waits on its dead predecessor's registration.
+    pub name: String,
+}
+
+impl WorkerOptions {
+    /// Defaults for `redis_url`: every real kind, registry concurrency.
+    pub fn new(redis_url: &str) -> Self {
+        Self {
+            redis_url: redis_url.to_owned(),
+            kinds: registry::default_kinds(),
+            concurrency: HashMap::new(),
+            fetch_batch: DEFAULT_FETCH_BATCH,
+            poll_interval: Duration::from_millis(200),
+            name: unique_worker_name(),
+        }
+    }
+
+    fn concurrency_of(&self, kind: JobKind) -> usize {
+        self.concurrency
+            .get(&kind)
+            .copied()
+            .unwrap_or_else(|| registry::default_concurrency(kind))
+            .max(1)
+    }
+}
+
+/// `host-pid-xxxx`.
+pub fn unique_worker_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    let suffix: u16 = rand::random();
+    format!("{host}-{}-{suffix:04x}", std::process::id())
+}
+
+/// Run workers for `options.kinds` until `shutdown` resolves; in-flight jobs
+/// finish first (within `shutdown_timeout`), the rest stay in Redis.
+///
+/// # Errors
+/// Redis is unreachable at start-up.
+pub async fn run(
+    deps: Deps,
+    runs: RunWriter,
+    options: WorkerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(options.redis_url.as_str()).context("invalid Redis URL")?;
+    let namespace = deps.enqueuer.namespace().to_owned();
+    let executor = Arc::new(Executor {
+        deps,
+        runs,
+        worker: options.name.clone(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut promote_conn = client
+        .get_connection_manager()
+        .await
+        .context("connecting to Redis")?;
+    let keys: Vec<QueueKeys> = options
+        .kinds
+        .iter()
+        .map(|k| QueueKeys::new(&namespace, *k, options.fetch_batch))
+        .collect();
+    // Promote before the first fetch: a restarted worker facing thousands of
+    // due retries must not hand them to apalis's fetch in one go.
+    for k in &keys {
+        promoter::promote_due(&mut promote_conn, k)
+            .await
+            .context("promoting due tasks")?;
+    }
+    let promoter_task = tokio::spawn(promote_loop(promote_conn, keys.clone(), stop_rx.clone()));
+
+    tracing::info!(worker = %options.name, %namespace, kinds = ?options.kinds, "worker starting");
+    let mut queue_tasks = Vec::new();
+    for k in keys {
+        let kind = options.kinds[queue_tasks.len()];
+        queue_tasks.push(tokio::spawn(supervise_queue(
+            client.clone(),
+            k,
+            options.concurrency_of(kind),
+            options.poll_interval,
+            format!("{}-{}", options.name, kind.as_str()),
+            executor.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    shutdown.await;
+    tracing::info!(worker = %options.name, "shutdown requested: finishing in-flight jobs");
+    let _ = stop_tx.send(true);
+    for task in queue_tasks {
+        let _ = task.await;
+    }
+    let _ = promoter_task.await;
+    tracing::info!(worker = %options.name, "worker stopped");
+    Ok(())
+}
+
+async fn promote_loop(
+    mut conn: redis::aio::ConnectionManager,
+    keys: Vec<QueueKeys>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(promoter::PROMOTE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        for k in &keys {
+            if let Err(error) = promoter::promote_due(&mut conn, k).await {
+                tracing::warn!(%error, queue = %k.name, "promoting due tasks failed");
+            }
+        }
+    }
+}
+
+/// Keep one queue's apalis worker running: if it dies (Redis restarted, a
+/// script error), start a new one under a new name after a short pause.
+async fn supervise_queue(
+    client: redis::Client,
+    keys: QueueKeys,
+    concurrency: usize,
+    poll_interval: Duration,
+    base_name: String,
+    executor: Arc<Executor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut generation = 0u32;
+    loop {
+        let name = if generation == 0 {
+            base_name.clone()
+        } else {
+            format!("{base_name}-r{generation}")
+        };
+        let result = run_queue(
+            client.clone(),
+            keys.clone(),
+            concurrency,
+            poll_interval,
+            name,
+            executor.clone(),
+            stop.clone(),
+        )
+        .await;
+        if *stop.borrow() {
+            return;
+        }
+        generation += 1;
+        match result {
+            Ok(()) => tracing::warn!(queue = %keys.name, "worker ended unexpectedly; restarting"),
+            Err(error) => {
+                tracing::error!(queue = %keys.name, error = format!("{error:#}"), "worker failed; restarting")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn run_queue(
+    client: redis::Client,
+    keys: QueueKeys,
+    concurrency: usize,
+    poll_interval: Duration,
+    name: String,
+    executor: Arc<Executor>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let conn = client
+        .get_connection_manager()
+        .await
+        .context("connecting to Redis")?;
+    let wake = wake_stream(&client, keys.wake_channel()).await?;
+    let storage = RedisStorage::<serde_json::Value>::new(conn)
+        .with_config(keys.config.clone())
+        .poll_with_strategy(Strategy::new().stream(wake).interval(poll_interval));
+    apalis_worker(storage, &name, concurrency, executor, stop)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+type QueueStorage = PollWith<RedisStorage<serde_json::Value>, Strategy>;
+
+/// The apalis worker of one queue, boxed: building it in a plain function
+/// gives the compiler concrete types to prove `Send` against (an async fn
+/// here trips rustc's higher-ranked lifetime inference).
+fn apalis_worker(
+    storage: QueueStorage,
+    name: &str,
+    concurrency: usize,
+    executor: Arc<Executor>,
+    mut stop: watch::Receiver<bool>,
+) -> futures::future::BoxFuture<'static, Result<(), WorkerError>> {
+    let worker = WorkerBuilder::new(name)
+        .backend(storage)
+        .data(executor)
+        .concurrency(concurrency)
+        .parallelize(|task| tokio::spawn(task))
+        .build(handle);
+    let signal: futures::future::BoxFuture<'static, Result<(), std::io::Error>> =
+        Box::pin(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+            Ok(())
+        });
+    Box::pin(worker.run_until(signal))
+}
+
+async fn handle(
+    payload: serde_json::Value,
+    executor: Data<Arc<Executor>>,
+) -> Result<(), BoxDynError> {
+    executor.execute(payload).await;
+    Ok(())
+}
+
+/// A stream that yields whenever our push or promote scripts announce tasks
+/// on `channel`. Wake-ups are coalesced: one pending wake is enough.
+async fn wake_stream(
+    client: &redis::Client,
+    channel: String,
+) -> anyhow::Result<futures::channel::mpsc::Receiver<()>> {
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .context("opening a Redis pub/sub connection")?;
+    pubsub
+        .subscribe(&channel)
+        .await
+        .context("subscribing to wake-ups")?;
+    let (mut tx, rx) = futures::channel::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut messages = pubsub.into_on_message();
+        while messages.next().await.is_some() {
+            match tx.try_send(()) {
+                Ok(()) => {}
+                Err(e) if e.is_full() => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(rx)
+}

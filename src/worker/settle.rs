@@ -1,0 +1,284 @@
+//! The one place an attempt's result becomes what happens next: a ledger
+//! row, and for retries and deferrals a delayed task in Redis. apalis-redis
+//! never retries on its own: every handler returns `Ok` to it.
+
+use chrono::{DateTime, Utc};
+
+use crate::jobs::{Done, JobError, Policies};
+use crate::ledger::runs::{RunOutcome, RunRecord};
+use crate::queue::JobEnvelope;
+
+/// What to do after one delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The ledger row's outcome.
+    pub outcome: RunOutcome,
+    /// Error class, when it failed.
+    pub error_class: Option<String>,
+    /// Error or reason text.
+    pub message: Option<String>,
+    /// Provider HTTP status.
+    pub http_status: Option<u16>,
+    /// Kind-specific facts.
+    pub detail: Option<serde_json::Value>,
+    /// The next delivery and when it is due (retries and deferrals).
+    pub next: Option<(JobEnvelope, DateTime<Utc>)>,
+}
+
+impl Decision {
+    fn record(outcome: RunOutcome) -> Self {
+        Self {
+            outcome,
+            error_class: None,
+            message: None,
+            http_status: None,
+            detail: None,
+            next: None,
+        }
+    }
+
+    /// The ledger row for this decision.
+    pub fn run_record(
+        &self,
+        envelope: &JobEnvelope,
+        worker: &str,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+    ) -> RunRecord {
+        RunRecord {
+            job_id: envelope.job_id,
+            run: envelope.run,
+            attempt: envelope.attempt,
+            worker: worker.to_owned(),
+            started_at,
+            finished_at,
+            outcome: self.outcome,
+            error_class: self.error_class.clone(),
+            error_message: self.message.clone(),
+            http_status: self.http_status,
+            next_run_at: self.next.as_ref().map(|(_, due)| *due),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Decide what follows `result` of `envelope`'s delivery at `now`.
+pub fn decide(
+    envelope: &JobEnvelope,
+    result: Result<Done, JobError>,
+    policies: &Policies,
+    now: DateTime<Utc>,
+) -> Decision {
+    match result {
+        Ok(Done::Succeeded(detail)) => Decision {
+            detail,
+            ..Decision::record(RunOutcome::Succeeded)
+        },
+        Ok(Done::Skipped(reason)) => Decision {
+            message: Some(reason),
+            ..Decision::record(RunOutcome::Skipped)
+        },
+        Ok(Done::NotFound(message)) => Decision {
+            error_class: Some("not_found".into()),
+            message: Some(message),
+            ..Decision::record(RunOutcome::NotFound)
+        },
+        Ok(Done::Deferred(reason)) => {
+            let age = (now - envelope.enqueued_at).to_std().unwrap_or_default();
+            if age + policies.defer_delay > policies.defer_max_age {
+                Decision {
+                    error_class: Some("deferred_too_long".into()),
+                    message: Some(format!(
+                        "still deferred after {} ({reason}); giving up",
+                        humantime::format_duration(std::time::Duration::from_secs(age.as_secs()))
+                    )),
+                    ..Decision::record(RunOutcome::Failed)
+                }
+            } else {
+                let due = now + policies.defer_delay;
+                Decision {
+                    message: Some(reason),
+                    next: Some((envelope.deferral(), due)),
+                    ..Decision::record(RunOutcome::Deferred)
+                }
+            }
+        }
+        Err(JobError::Transient {
+            class,
+            message,
+            http_status,
+            retry_after,
+        }) => {
+            let policy = policies.get(envelope.kind);
+            if policy.allows_retry_after(envelope.attempt) {
+                let delay = policy.delay(envelope.attempt, retry_after);
+                let due = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                Decision {
+                    error_class: Some(class),
+                    message: Some(message),
+                    http_status,
+                    next: Some((envelope.retry(), due)),
+                    ..Decision::record(RunOutcome::Retry)
+                }
+            } else {
+                Decision {
+                    error_class: Some(class),
+                    message: Some(format!(
+                        "attempts exhausted ({}/{}): {message}",
+                        envelope.attempt, policy.max_attempts
+                    )),
+                    http_status,
+                    ..Decision::record(RunOutcome::Failed)
+                }
+            }
+        }
+        Err(JobError::Permanent {
+            class,
+            message,
+            http_status,
+        }) => Decision {
+            error_class: Some(class),
+            message: Some(message),
+            http_status,
+            ..Decision::record(RunOutcome::Failed)
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::jobs::JobKind;
+    use crate::queue::{RetryPolicy, Source};
+
+    fn envelope(attempt: u32) -> JobEnvelope {
+        JobEnvelope {
+            job_id: Uuid::now_v7(),
+            kind: JobKind::CreateInvoice,
+            store: "ALPH".into(),
+            order_ref: Some("ALPH-1001".into()),
+            args: serde_json::Value::Null,
+            attempt,
+            run: attempt,
+            max_attempts: 3,
+            enqueued_at: Utc::now(),
+            source: Source::Cli,
+        }
+    }
+
+    fn policies() -> Policies {
+        let mut p = Policies::default();
+        p.set(
+            JobKind::CreateInvoice,
+            RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+            },
+        );
+        p.defer_delay = Duration::from_secs(60);
+        p.defer_max_age = Duration::from_secs(3600);
+        p
+    }
+
+    #[test]
+    fn a_transient_error_with_attempts_left_schedules_the_next_attempt() {
+        let now = Utc::now();
+        let e = envelope(1);
+        let d = decide(
+            &e,
+            Err(JobError::transient("server_error", "503")),
+            &policies(),
+            now,
+        );
+        assert_eq!(d.outcome, RunOutcome::Retry);
+        let (next, due) = d.next.unwrap();
+        assert_eq!((next.attempt, next.run, next.job_id), (2, 2, e.job_id));
+        assert!(due >= now && due <= now + chrono::Duration::milliseconds(100));
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let now = Utc::now();
+        let error = JobError::Transient {
+            class: "rate_limited".into(),
+            message: "429".into(),
+            http_status: Some(429),
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        let d = decide(&envelope(1), Err(error), &policies(), now);
+        assert_eq!(d.next.unwrap().1, now + chrono::Duration::seconds(7));
+        assert_eq!(d.http_status, Some(429));
+    }
+
+    #[test]
+    fn the_last_attempt_fails_instead_of_retrying() {
+        let d = decide(
+            &envelope(3),
+            Err(JobError::transient("timeout", "slow")),
+            &policies(),
+            Utc::now(),
+        );
+        assert_eq!(d.outcome, RunOutcome::Failed);
+        assert!(d.next.is_none());
+        assert!(d.message.unwrap().starts_with("attempts exhausted (3/3)"));
+    }
+
+    #[test]
+    fn a_permanent_error_fails_at_once() {
+        let d = decide(
+            &envelope(1),
+            Err(JobError::permanent("validation", "bad mode")),
+            &policies(),
+            Utc::now(),
+        );
+        assert_eq!(d.outcome, RunOutcome::Failed);
+        assert_eq!(d.error_class.as_deref(), Some("validation"));
+        assert!(d.next.is_none());
+    }
+
+    #[test]
+    fn a_deferral_reschedules_without_using_an_attempt() {
+        let now = Utc::now();
+        let d = decide(
+            &envelope(1),
+            Ok(Done::Deferred("payment pending".into())),
+            &policies(),
+            now,
+        );
+        assert_eq!(d.outcome, RunOutcome::Deferred);
+        let (next, due) = d.next.unwrap();
+        assert_eq!((next.attempt, next.run), (1, 2));
+        assert_eq!(due, now + chrono::Duration::seconds(60));
+    }
+
+    #[test]
+    fn a_deferral_past_the_maximum_age_fails() {
+        let mut e = envelope(1);
+        e.enqueued_at = Utc::now() - chrono::Duration::hours(2);
+        let d = decide(
+            &e,
+            Ok(Done::Deferred("payment pending".into())),
+            &policies(),
+            Utc::now(),
+        );
+        assert_eq!(d.outcome, RunOutcome::Failed);
+        assert_eq!(d.error_class.as_deref(), Some("deferred_too_long"));
+    }
+
+    #[test]
+    fn not_found_is_its_own_outcome() {
+        let d = decide(
+            &envelope(1),
+            Ok(Done::NotFound("unknown".into())),
+            &policies(),
+            Utc::now(),
+        );
+        assert_eq!(d.outcome, RunOutcome::NotFound);
+        assert!(d.next.is_none());
+    }
+}
