@@ -1,0 +1,327 @@
+//! `ordersync bench` (`just bench`): throughput, wake-up latency, the
+//! provider pipeline and worker memory, measured against the real Redis and
+//! Postgres and the simulator. Prints a table and writes
+//! `target/bench/results.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::Args;
+use sqlx::PgPool;
+
+use crate::cli::GlobalArgs;
+use crate::demo::{config_for, spawn_worker, stop_worker, wait_drained};
+use crate::jobs::status::NormalizedStatus;
+use crate::jobs::JobKind;
+use crate::queue::{NewJob, Source};
+use crate::simulator::{self, Knobs, Service, SimConfig};
+use crate::startup::Settings;
+
+/// `ordersync bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Jobs in the no-op backlog (b).
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    /// Idle wake-up samples (c).
+    #[arg(long, default_value_t = 200)]
+    pub wake_samples: usize,
+    /// Orders through fetch_tracking + refresh_status (d).
+    #[arg(long, default_value_t = 20_000)]
+    pub pipeline_orders: usize,
+    /// Simulated provider latency for (d), ms.
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
+    /// Database the benchmark recreates on the DATABASE_URL server.
+    #[arg(long, default_value = "ordersync_bench")]
+    pub database: String,
+    /// Where to write the results.
+    #[arg(long, default_value = "target/bench/results.json")]
+    pub output: PathBuf,
+}
+
+/// Run every benchmark.
+///
+/// # Errors
+/// A service is missing or a worker died.
+pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
+    let mut results: BTreeMap<&str, f64> = BTreeMap::new();
+    let database_url = crate::ledger::recreate_database(&g.database_url, &args.database).await?;
+    let dir = std::env::temp_dir().join(format!("ordersync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+
+    // The simulator serves the pipeline; the no-op benches only need a valid config.
+    let mut sim_config = SimConfig::demo(args.pipeline_orders);
+    sim_config.courier_coverage = 1.0;
+    let sim = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let (toml, secrets) = config_for(&sim, "");
+    let config_path = dir.join("ordersync.toml");
+    std::fs::write(&config_path, &toml)?;
+    let env: HashMap<String, String> = secrets.iter().cloned().collect();
+    let config =
+        crate::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
+
+    // (a) bulk enqueue, (b) no-op consumption, (c) idle wake-up.
+    let settings = Settings {
+        database_url: database_url.clone(),
+        redis_url: g.redis_url.clone(),
+        namespace: format!("bench-noop-{}", std::process::id()),
+    };
+    let deps = crate::startup::build(&settings, &config, 8).await?;
+    let jobs: Vec<NewJob> = (0..args.jobs)
+        .map(|_| NewJob::for_store(JobKind::Noop, "BETA"))
+        .collect();
+    let started = Instant::now();
+    deps.enqueuer.enqueue(Source::Bench, jobs).await?;
+    let enqueue_secs = started.elapsed().as_secs_f64();
+    results.insert("enqueue_per_s", args.jobs as f64 / enqueue_secs);
+    println!(
+        "(a) enqueued {} jobs (ledger row + Redis) in {enqueue_secs:.2}s",
+        args.jobs
+    );
+
+    let mut worker = spawn_worker(
+        &config_path,
+        &settings,
+        &dir.join("noop-worker.log"),
+        &secrets,
+        &[
+            "--kinds",
+            "noop",
+            "--concurrency",
+            "1000",
+            "--fetch-batch",
+            "500",
+        ],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    wait_for_runs(&deps.db, args.jobs as i64, deadline).await?;
+    let (first_start, last_end): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) =
+        sqlx::query_as("SELECT min(started_at), max(finished_at) FROM job_runs")
+            .fetch_one(&deps.db)
+            .await?;
+    let consume_secs = (last_end - first_start)
+        .to_std()
+        .unwrap_or_default()
+        .as_secs_f64();
+    results.insert("noop_consume_per_s", args.jobs as f64 / consume_secs);
+    let noop_rss = peak_rss_mb(&worker);
+    println!(
+        "(b) one worker consumed {} no-op jobs with ledger rows in {consume_secs:.2}s",
+        args.jobs
+    );
+
+    let mut latencies = Vec::with_capacity(args.wake_samples);
+    for _ in 0..args.wake_samples {
+        // Idle on purpose between samples: this measures an idle worker's wake-up.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pushed = Utc::now();
+        let (envelopes, _) = deps
+            .enqueuer
+            .enqueue(
+                Source::Bench,
+                vec![NewJob::for_store(JobKind::Noop, "BETA")],
+            )
+            .await?;
+        let started_at = wait_for_start(
+            &deps.db,
+            envelopes[0].job_id,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await?;
+        latencies.push(
+            (started_at - pushed)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0,
+        );
+    }
+    latencies.sort_by(f64::total_cmp);
+    results.insert("wake_p50_ms", percentile(&latencies, 0.50));
+    results.insert("wake_p99_ms", percentile(&latencies, 0.99));
+    println!("(c) {} idle wake-ups measured", latencies.len());
+    stop_worker(&mut worker).await;
+    crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+
+    // (d) the pipeline: fetch_tracking + refresh_status with provider latency.
+    let settings = Settings {
+        namespace: format!("bench-pipeline-{}", std::process::id()),
+        ..settings
+    };
+    let deps = crate::startup::build(&settings, &config, 8).await?;
+    let mut worker = spawn_worker(
+        &config_path,
+        &settings,
+        &dir.join("pipeline-worker.log"),
+        &secrets,
+        &["--concurrency", "400", "--db-pool", "32"],
+    )?;
+    let stores: Vec<String> = config.stores.iter().map(|s| s.code.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    deps.enqueuer
+        .enqueue(
+            Source::Bench,
+            stores
+                .iter()
+                .map(|s| NewJob::for_store(JobKind::ImportOrders, s))
+                .collect(),
+        )
+        .await?;
+    wait_drained(
+        &g.redis_url,
+        &settings.namespace,
+        deadline,
+        std::slice::from_mut(&mut worker),
+    )
+    .await?;
+    for service in [Service::Courier, Service::Shop, Service::Erp, Service::Sms] {
+        sim.set_knobs(
+            service,
+            Knobs {
+                latency: Duration::from_millis(args.latency_ms),
+                ..Default::default()
+            },
+        );
+    }
+    let started = Instant::now();
+    deps.enqueuer
+        .enqueue(
+            Source::Bench,
+            stores
+                .iter()
+                .map(|s| NewJob::for_store(JobKind::FetchTracking, s))
+                .collect(),
+        )
+        .await?;
+    wait_drained(
+        &g.redis_url,
+        &settings.namespace,
+        deadline,
+        std::slice::from_mut(&mut worker),
+    )
+    .await?;
+    let tracking_secs = started.elapsed().as_secs_f64();
+    let finals: Vec<&str> = NormalizedStatus::ALL
+        .iter()
+        .filter(|s| s.is_final())
+        .map(|s| s.as_str())
+        .collect();
+    let mut refreshes = Vec::new();
+    let mut tracked = 0usize;
+    for store in &stores {
+        tracked += crate::ledger::orders::needing_refresh(&deps.db, store, &[])
+            .await?
+            .len();
+        for reference in crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await? {
+            refreshes.push(NewJob::for_order(JobKind::RefreshStatus, store, &reference));
+        }
+    }
+    let refreshed = refreshes.len();
+    deps.enqueuer.enqueue(Source::Bench, refreshes).await?;
+    wait_drained(
+        &g.redis_url,
+        &settings.namespace,
+        deadline,
+        std::slice::from_mut(&mut worker),
+    )
+    .await?;
+    let pipeline_secs = started.elapsed().as_secs_f64();
+    results.insert(
+        "pipeline_orders_per_s",
+        args.pipeline_orders as f64 / pipeline_secs,
+    );
+    results.insert("pipeline_tracking_secs", tracking_secs);
+    results.insert("pipeline_refreshed_orders", refreshed as f64);
+    results.insert("pipeline_tracked_orders", tracked as f64);
+    let pipeline_rss = peak_rss_mb(&worker);
+    println!(
+        "(d) {} orders: tracking for {tracked} in {tracking_secs:.2}s, {refreshed} status polls, {pipeline_secs:.2}s in all",
+        args.pipeline_orders
+    );
+    stop_worker(&mut worker).await;
+    crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+    sim.shutdown().await;
+
+    results.insert("worker_rss_mb", noop_rss.max(pipeline_rss));
+    results.insert("worker_rss_noop_mb", noop_rss);
+    results.insert("worker_rss_pipeline_mb", pipeline_rss);
+
+    println!("\n{:<28} {:>12}", "metric", "value");
+    for (k, v) in &results {
+        println!("{k:<28} {v:>12.1}");
+    }
+    if let Some(parent) = args.output.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.output, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!("\nwritten to {}", args.output.display());
+    Ok(())
+}
+
+async fn wait_for_runs(db: &PgPool, expected: i64, deadline: Instant) -> anyhow::Result<()> {
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs")
+            .fetch_one(db)
+            .await?;
+        if done >= expected {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {done} of {expected} jobs ran in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_start(
+    db: &PgPool,
+    job_id: uuid::Uuid,
+    deadline: Instant,
+) -> anyhow::Result<chrono::DateTime<Utc>> {
+    loop {
+        let started: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("SELECT started_at FROM job_runs WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_optional(db)
+                .await?;
+        if let Some(t) = started {
+            return Ok(t);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "job {job_id} did not start in time"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Peak resident memory (VmHWM) of a child process, MiB.
+fn peak_rss_mb(child: &tokio::process::Child) -> f64 {
+    let Some(pid) = child.id() else { return 0.0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}

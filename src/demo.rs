@@ -1,0 +1,442 @@
+//! `ordersync simulate` and `ordersync demo`: the simulated providers, and
+//! the end-to-end run `just demo` performs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::cli::GlobalArgs;
+use crate::jobs::create_invoice::{AWAITING_PAYMENT, PAYABLE_STATUSES};
+use crate::jobs::status::NormalizedStatus;
+use crate::jobs::JobKind;
+use crate::ledger::summary::StoreSummary;
+use crate::queue::{NewJob, Source};
+use crate::simulator::{self, SimConfig, SimHandle};
+
+/// `ordersync simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Orders across the six demo stores.
+    #[arg(long, default_value_t = 2_000)]
+    pub orders: usize,
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 9400)]
+    pub port: u16,
+    /// Added latency per response, ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Courier statuses advance one step per this many ms (0: frozen).
+    #[arg(long, default_value_t = 0)]
+    pub status_step_ms: u64,
+    /// Write an ordersync config file pointing at the simulator here, and its
+    /// secrets as `export` lines in `<path>.env`.
+    #[arg(long)]
+    pub write_config: Option<PathBuf>,
+}
+
+/// Run the simulator until Ctrl-C.
+///
+/// # Errors
+/// The port is taken or the config cannot be written.
+pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let mut config = SimConfig::demo(args.orders);
+    config.status_step = Duration::from_millis(args.status_step_ms);
+    let sim = simulator::start(config, SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    sim.set_knobs(
+        simulator::Service::Courier,
+        simulator::Knobs {
+            latency: Duration::from_millis(args.latency_ms),
+            ..Default::default()
+        },
+    );
+    if let Some(path) = &args.write_config {
+        let env = write_config(&sim, path, "")?;
+        println!(
+            "config written to {} (secrets in {})",
+            path.display(),
+            env.display()
+        );
+    }
+    println!("simulator listening on {}", sim.base_url());
+    crate::startup::shutdown_signal().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Write an ordersync config for `sim`'s stores at `path` and the secrets
+/// it names to `<path>.env`; `extra` is appended to the TOML (policy
+/// overrides). Returns the env file's path.
+///
+/// # Errors
+/// The files cannot be written.
+pub fn write_config(sim: &SimHandle, path: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+    let (toml, secrets) = config_for(sim, extra);
+    std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))?;
+    let env_path = path.with_extension("env");
+    let env: String = secrets
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect();
+    std::fs::write(&env_path, env).with_context(|| format!("writing {}", env_path.display()))?;
+    Ok(env_path)
+}
+
+/// The config TOML for `sim` and the environment it needs.
+pub fn config_for(sim: &SimHandle, extra: &str) -> (String, Vec<(String, String)>) {
+    let config = sim.config();
+    let mut secrets = vec![
+        ("SIM_ERP_KEY".to_owned(), config.erp_api_key.clone()),
+        ("SIM_ERP_SECRET".to_owned(), config.erp_api_secret.clone()),
+        ("SIM_SMS_KEY".to_owned(), config.sms_api_key.clone()),
+    ];
+    let mut toml = String::from(
+        "# Generated for the simulator: every URL is on loopback.\n\n[http]\ntimeout_ms = 5000\n\n",
+    );
+    let mut accounts: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    for store in &config.stores {
+        accounts
+            .entry(store.courier_account.as_str())
+            .or_insert((store.courier_key.as_str(), Vec::new()))
+            .1
+            .push(store.code.as_str());
+    }
+    for (name, (key, stores)) in &accounts {
+        let var = format!("SIM_COURIER_{}_KEY", name.to_uppercase());
+        secrets.push((var.clone(), (*key).to_owned()));
+        let list: Vec<String> = stores.iter().map(|s| format!("\"{s}\"")).collect();
+        toml.push_str(&format!(
+            "[[courier_accounts]]\nname = \"{name}\"\nbase_url = \"{}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
+            sim.courier_url(),
+            list.join(", ")
+        ));
+    }
+    toml.push_str(&format!(
+        "[erp]\nname = \"erpnext\"\nbase_url = \"{}\"\napi_key_env = \"SIM_ERP_KEY\"\napi_secret_env = \"SIM_ERP_SECRET\"\n\n",
+        sim.erp_url()
+    ));
+    toml.push_str(&format!(
+        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n\n",
+        sim.sms_url()
+    ));
+    for store in &config.stores {
+        let key_var = format!("SIM_SHOP_{}_KEY", store.code);
+        let secret_var = format!("SIM_SHOP_{}_SECRET", store.code);
+        secrets.push((key_var.clone(), store.shop_consumer_key.clone()));
+        secrets.push((secret_var.clone(), store.shop_consumer_secret.clone()));
+        toml.push_str(&format!(
+            "[[stores]]\ncode = \"{}\"\nshop_url = \"{}\"\nshop_key_env = \"{key_var}\"\nshop_secret_env = \"{secret_var}\"\n\n",
+            store.code,
+            sim.shop_url(&store.code)
+        ));
+    }
+    toml.push_str(extra);
+    (toml, secrets)
+}
+
+/// `ordersync demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Orders across the six stores.
+    #[arg(long, default_value_t = 2_000)]
+    pub orders: usize,
+    /// Worker processes.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Database the demo recreates on the DATABASE_URL server.
+    #[arg(long, default_value = "ordersync_demo")]
+    pub database: String,
+    /// Give up waiting for the queues after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+/// Retry and deferral settings that keep the demo short: the shapes of the
+/// production policies, with seconds instead of minutes.
+const DEMO_POLICIES: &str = "[deferral]\ndelay_ms = 1500\nmax_age_secs = 3600\n\n\
+[jobs.import_orders]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.fetch_tracking]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.refresh_status]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.create_invoice]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.send_sms]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n";
+
+/// The demo: simulator, a fresh database, two worker processes, three waves
+/// of jobs, and a per-store summary.
+///
+/// # Errors
+/// A service is missing, a worker dies, or the queues do not drain in time.
+pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let database_url = crate::ledger::recreate_database(&g.database_url, &args.database).await?;
+    let namespace = format!("demo-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+
+    let mut sim_config = SimConfig::demo(args.orders);
+    // Statuses move while the demo runs, so status polls find changes to text about.
+    sim_config.status_step = Duration::from_millis(2_500);
+    sim_config.unknown_payment_rate = 0.004;
+    let sim = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    // A flaky courier: 2% of calls fail with 5xx and are retried.
+    sim.set_knobs(
+        simulator::Service::Courier,
+        simulator::Knobs {
+            latency: Duration::from_millis(5),
+            error_rate: 0.02,
+            ..Default::default()
+        },
+    );
+    println!(
+        "simulator: {} stores, {} orders on {}",
+        sim.config().stores.len(),
+        args.orders,
+        sim.base_url()
+    );
+
+    let dir = std::env::temp_dir().join(format!("ordersync-{namespace}"));
+    std::fs::create_dir_all(&dir)?;
+    let config_path = dir.join("ordersync.toml");
+    let (toml, secrets) = config_for(&sim, DEMO_POLICIES);
+    std::fs::write(&config_path, &toml)?;
+    // The config file names only variables; the secrets go to the workers'
+    // environment, never to disk.
+    let env: std::collections::HashMap<String, String> = secrets.iter().cloned().collect();
+    let config =
+        crate::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
+    for line in config.mapping_lines() {
+        println!("  {line}");
+    }
+    let settings = crate::startup::Settings {
+        database_url: database_url.clone(),
+        redis_url: g.redis_url.clone(),
+        namespace: namespace.clone(),
+    };
+    let deps = crate::startup::build(&settings, &config, 4).await?;
+
+    let mut workers = Vec::new();
+    for i in 0..args.workers {
+        workers.push(spawn_worker(
+            &config_path,
+            &settings,
+            &dir.join(format!("worker-{i}.log")),
+            &secrets,
+            &[],
+        )?);
+    }
+    println!(
+        "started {} worker processes (logs in {})",
+        workers.len(),
+        dir.display()
+    );
+
+    let stores: Vec<String> = config.stores.iter().map(|s| s.code.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let wave = |kind: JobKind| {
+        stores
+            .iter()
+            .map(|s| NewJob::for_store(kind, s))
+            .collect::<Vec<_>>()
+    };
+
+    deps.enqueuer
+        .enqueue(Source::Demo, wave(JobKind::ImportOrders))
+        .await?;
+    wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
+    println!(
+        "[{:>5.1}s] imported orders",
+        started.elapsed().as_secs_f64()
+    );
+
+    deps.enqueuer
+        .enqueue(Source::Demo, wave(JobKind::FetchTracking))
+        .await?;
+    wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
+    println!(
+        "[{:>5.1}s] fetched tracking numbers",
+        started.elapsed().as_secs_f64()
+    );
+
+    let finals: Vec<&str> = NormalizedStatus::ALL
+        .iter()
+        .filter(|s| s.is_final())
+        .map(|s| s.as_str())
+        .collect();
+    let invoiceable: Vec<&str> = PAYABLE_STATUSES
+        .iter()
+        .chain(AWAITING_PAYMENT.iter())
+        .copied()
+        .collect();
+    let mut per_order = Vec::new();
+    for store in &stores {
+        for reference in crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await? {
+            per_order.push(NewJob::for_order(JobKind::RefreshStatus, store, &reference));
+        }
+        for reference in
+            crate::ledger::orders::needing_invoice(&deps.db, store, &invoiceable).await?
+        {
+            per_order.push(NewJob::for_order(JobKind::CreateInvoice, store, &reference));
+        }
+    }
+    let count = per_order.len();
+    deps.enqueuer.enqueue(Source::Demo, per_order).await?;
+    println!(
+        "[{:>5.1}s] enqueued {count} status refreshes and invoices",
+        started.elapsed().as_secs_f64()
+    );
+    // Customers pay: orders awaiting payment become payable, so their
+    // deferred invoices go through on the next look.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut paid = 0;
+    for store in &stores {
+        for order in sim.shop_orders(store) {
+            let status = order["status"].as_str().unwrap_or_default();
+            if AWAITING_PAYMENT.contains(&status) {
+                if let Some(id) = order["id"].as_i64() {
+                    paid += u32::from(sim.set_shop_order_status(store, id, "processing"));
+                }
+            }
+        }
+    }
+    println!(
+        "[{:>5.1}s] {paid} customers paid pending orders",
+        started.elapsed().as_secs_f64()
+    );
+    wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
+    println!("[{:>5.1}s] queues drained", started.elapsed().as_secs_f64());
+
+    for worker in &mut workers {
+        stop_worker(worker).await;
+    }
+    let rows = crate::ledger::summary::per_store(&deps.db).await?;
+    println!();
+    print!("{}", summary_table(&rows));
+    println!(
+        "\nsimulator counted {} invoices and {} SMS (database '{}', namespace '{namespace}')",
+        sim.invoices().len(),
+        sim.sms_total(),
+        args.database
+    );
+    sim.shutdown().await;
+    crate::queue::depth::delete_namespace(&g.redis_url, &namespace).await?;
+    println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Start an `ordersync-worker` process (the binary beside this one) with
+/// `secrets` in its environment and `extra` arguments, logging to `log`.
+///
+/// # Errors
+/// The binary is missing.
+pub fn spawn_worker(
+    config: &Path,
+    settings: &crate::startup::Settings,
+    log: &Path,
+    secrets: &[(String, String)],
+    extra: &[&str],
+) -> anyhow::Result<tokio::process::Child> {
+    let exe = std::env::current_exe()?.with_file_name("ordersync-worker");
+    let log = std::fs::File::create(log)?;
+    tokio::process::Command::new(&exe)
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .envs(secrets.iter().map(|(k, v)| (k, v)))
+        .env("DATABASE_URL", &settings.database_url)
+        .env("REDIS_URL", &settings.redis_url)
+        .env("ORDERSYNC_NAMESPACE", &settings.namespace)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
+}
+
+/// SIGTERM a worker process and wait for its graceful stop (SIGKILL after 10 s).
+pub async fn stop_worker(worker: &mut tokio::process::Child) {
+    if let Some(pid) = worker.id() {
+        let _ = tokio::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), worker.wait())
+        .await
+        .is_err()
+    {
+        let _ = worker.kill().await;
+    }
+}
+
+/// Wait until every queue of `namespace` is idle (twice in a row, so a job
+/// enqueuing a follow-up is not mistaken for the end), failing if a worker
+/// process exits or `deadline` passes.
+///
+/// # Errors
+/// Redis failed, a worker died, or the deadline passed.
+pub async fn wait_drained(
+    redis_url: &str,
+    namespace: &str,
+    deadline: Instant,
+    workers: &mut [tokio::process::Child],
+) -> anyhow::Result<()> {
+    let mut conn = crate::queue::connect(redis_url).await?;
+    let mut idle_polls = 0;
+    loop {
+        for w in workers.iter_mut() {
+            if let Some(status) = w.try_wait()? {
+                anyhow::bail!("a worker process exited ({status}); see its log");
+            }
+        }
+        let depths = crate::queue::depth::all_depths(&mut conn, namespace).await?;
+        if depths.iter().all(|(_, d)| d.is_idle()) {
+            idle_polls += 1;
+            if idle_polls >= 2 {
+                return Ok(());
+            }
+        } else {
+            idle_polls = 0;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("queues did not drain in time: {depths:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The per-store table.
+pub fn summary_table(rows: &[StoreSummary]) -> String {
+    let mut out = format!(
+        "{:<6} {:>6} {:>9} {:>9} {:>9} {:>5} {:>7} {:>9}  {}\n",
+        "store",
+        "orders",
+        "tracking",
+        "invoiced",
+        "inv.skip",
+        "sms",
+        "failed",
+        "notfound",
+        "by status"
+    );
+    for r in rows {
+        let statuses: Vec<String> = r
+            .by_status
+            .iter()
+            .map(|(s, n)| format!("{s}={n}"))
+            .collect();
+        out.push_str(&format!(
+            "{:<6} {:>6} {:>9} {:>9} {:>9} {:>5} {:>7} {:>9}  {}\n",
+            r.store,
+            r.orders,
+            r.with_tracking,
+            r.invoices_created,
+            r.invoices_skipped,
+            r.sms_sent,
+            r.failed_jobs,
+            r.not_found,
+            statuses.join(" ")
+        ));
+    }
+    out
+}
