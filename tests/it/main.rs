@@ -1,0 +1,10 @@
+//! Integration tests against the real Redis and Postgres and the simulated
+//! providers. One binary; each test isolates itself (database, namespace,
+//! simulator), so they run in parallel.
+
+#![allow(unreachable_pub)] // helpers are `pub` for the test modules; the binary exports nothing
+
+mod helpers;
+mod pipeline;
+mod queue;
+mod recovery;
