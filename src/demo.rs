@@ -175,7 +175,7 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
 
     let mut sim_config = SimConfig::demo(args.orders);
     // Statuses move while the demo runs, so status polls find changes to text about.
-    sim_config.status_step = Duration::from_millis(2_500);
+    sim_config.status_step = Duration::from_millis(300);
     sim_config.unknown_payment_rate = 0.004;
     let sim = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     // A flaky courier: 2% of calls fail with 5xx and are retried.
@@ -245,6 +245,12 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
     println!(
         "[{:>5.1}s] imported orders",
+        started.elapsed().as_secs_f64()
+    );
+
+    let preexisting = seed_old_invoices(&deps, &stores).await?;
+    println!(
+        "[{:>5.1}s] the ERP already holds {preexisting} invoices from the old cron job",
         started.elapsed().as_secs_f64()
     );
 
@@ -321,6 +327,39 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     crate::queue::depth::delete_namespace(&g.redis_url, &namespace).await?;
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Create ERP invoices for every 15th payable order, as the cron job that
+/// ordersync replaces would have: `create_invoice` must find and skip them.
+async fn seed_old_invoices(deps: &crate::jobs::Deps, stores: &[String]) -> anyhow::Result<usize> {
+    let erp = deps.accounts.erp().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut created = 0;
+    for store in stores {
+        let refs =
+            crate::ledger::orders::needing_invoice(&deps.db, store, &PAYABLE_STATUSES).await?;
+        for reference in refs.iter().step_by(15) {
+            let today = chrono::Utc::now().date_naive();
+            let invoice = crate::providers::erpnext::SalesInvoice {
+                customer: "Walk-in Customer".into(),
+                posting_date: today,
+                due_date: today,
+                po_no: reference.clone(),
+                items: vec![crate::providers::erpnext::InvoiceItem {
+                    item_code: "ORDER".into(),
+                    item_name: format!("Order {reference}"),
+                    qty: 1.0,
+                    rate: 1.0,
+                }],
+                payments: vec![crate::providers::erpnext::InvoicePayment {
+                    mode_of_payment: "Cash".into(),
+                    amount: 1.0,
+                }],
+            };
+            erp.create_invoice(&invoice).await?;
+            created += 1;
+        }
+    }
+    Ok(created)
 }
 
 /// Start an `ordersync-worker` process (the binary beside this one) with

@@ -6,7 +6,7 @@
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::jobs::{send_sms, status, Deps, Done, JobError};
+use crate::jobs::{fetch_page, send_sms, status, Deps, Done, JobError};
 use crate::ledger::orders::{self, CourierObservation};
 use crate::providers::maystro::MaystroOrder;
 use crate::queue::{JobEnvelope, Source};
@@ -24,14 +24,14 @@ const UNKNOWN_SAMPLE: usize = 20;
 pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
     let store = envelope.store.as_str();
     let courier = deps.accounts.courier(store)?;
-    let first = courier.list_orders_page(1).await?;
+    let first = fetch_page(|| courier.list_orders_page(1)).await?;
     let per_page = first.results.len().max(1) as u64;
     let pages = first.count.div_ceil(per_page).max(1) as u32;
     let mut courier_orders = first.results;
     let mut next = first.next;
     if pages > 1 {
         let rest: Vec<_> = futures::stream::iter(2..=pages)
-            .map(|page| courier.list_orders_page(page))
+            .map(|page| fetch_page(move || courier.list_orders_page(page)))
             .buffered(PAGE_CONCURRENCY)
             .try_collect()
             .await?;
@@ -42,7 +42,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     let mut page = pages;
     while next.is_some() {
         page += 1;
-        let more = courier.list_orders_page(page).await?;
+        let more = fetch_page(|| courier.list_orders_page(page)).await?;
         next = more.next;
         courier_orders.extend(more.results);
     }

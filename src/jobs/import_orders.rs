@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::json;
 
-use crate::jobs::{Deps, Done, JobError};
+use crate::jobs::{fetch_page, Deps, Done, JobError};
 use crate::ledger::orders::{self, ImportedOrder};
 use crate::providers::woocommerce::WooOrder;
 use crate::queue::JobEnvelope;
@@ -29,7 +29,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     let mut newest = cursor;
     let mut page = 1;
     loop {
-        let batch = shop.list_orders(page, PAGE_SIZE, since).await?;
+        let batch = fetch_page(|| shop.list_orders(page, PAGE_SIZE, since)).await?;
         let imported = batch
             .orders
             .iter()

@@ -591,3 +591,27 @@ async fn import_is_incremental_from_the_last_modification() {
     assert_eq!(raw["id"], order["id"], "the raw JSON is stored");
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_page_is_retried_in_place_not_the_whole_sync() {
+    let mut app = TestApp::spawn(two_stores(60)).await;
+    app.start_worker(&[]);
+    let id = app
+        .enqueue_one(NewJob::for_store(JobKind::ImportOrders, "BETA"))
+        .await;
+    app.wait_final(id).await;
+    app.sim.fail_next(Service::Courier, 2, 503, None);
+    let id = app
+        .enqueue_one(NewJob::for_store(JobKind::FetchTracking, "BETA"))
+        .await;
+    let runs = app.wait_final(id).await;
+    assert_eq!(runs.len(), 1, "one run: the page was retried inside it");
+    assert_eq!(runs[0].outcome, "succeeded");
+    assert!(
+        runs[0].detail.as_ref().unwrap()["matched"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    app.cleanup().await;
+}
