@@ -36,6 +36,15 @@ pub struct BenchArgs {
     /// Simulated provider latency for (d), ms.
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
+    /// Only the queue benchmarks (a, b, c).
+    #[arg(long)]
+    pub skip_pipeline: bool,
+    /// Concurrency of the no-op worker (b).
+    #[arg(long, default_value_t = 1000)]
+    pub noop_concurrency: usize,
+    /// Fetch batch of the no-op worker (b).
+    #[arg(long, default_value_t = 500)]
+    pub noop_fetch_batch: usize,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
     pub database: String,
@@ -49,7 +58,7 @@ pub struct BenchArgs {
 /// # Errors
 /// A service is missing or a worker died.
 pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
-    let mut results: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut results: BTreeMap<&'static str, f64> = BTreeMap::new();
     let database_url = crate::ledger::recreate_database(&g.database_url, &args.database).await?;
     let dir = std::env::temp_dir().join(format!("ordersync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -148,17 +157,65 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     stop_worker(&mut worker).await;
     crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 
-    // (d) the pipeline: fetch_tracking + refresh_status with provider latency.
+    let pipeline_rss = if args.skip_pipeline {
+        0.0
+    } else {
+        pipeline(
+            g,
+            &args,
+            &sim,
+            &config,
+            &config_path,
+            &secrets,
+            settings,
+            &dir,
+            &mut results,
+        )
+        .await?
+    };
+    sim.shutdown().await;
+
+    results.insert("worker_rss_mb", noop_rss.max(pipeline_rss));
+    results.insert("worker_rss_noop_mb", noop_rss);
+    results.insert("worker_rss_pipeline_mb", pipeline_rss);
+
+    println!("\n{:<28} {:>12}", "metric", "value");
+    for (k, v) in &results {
+        println!("{k:<28} {v:>12.1}");
+    }
+    if let Some(parent) = args.output.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.output, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!("\nwritten to {}", args.output.display());
+    Ok(())
+}
+
+/// (d): 20,000 orders through fetch_tracking + refresh_status with provider
+/// latency. Returns the worker's peak RSS.
+#[allow(clippy::too_many_arguments)]
+async fn pipeline(
+    g: &GlobalArgs,
+    args: &BenchArgs,
+    sim: &simulator::SimHandle,
+    config: &crate::config::Config,
+    config_path: &std::path::Path,
+    secrets: &[(String, String)],
+    settings: Settings,
+    dir: &std::path::Path,
+    results: &mut BTreeMap<&'static str, f64>,
+) -> anyhow::Result<f64> {
     let settings = Settings {
         namespace: format!("bench-pipeline-{}", std::process::id()),
         ..settings
     };
-    let deps = crate::startup::build(&settings, &config, 8).await?;
+    let deps = crate::startup::build(&settings, config, 8).await?;
     let mut worker = spawn_worker(
-        &config_path,
+        config_path,
         &settings,
         &dir.join("pipeline-worker.log"),
-        &secrets,
+        secrets,
         &["--concurrency", "400", "--db-pool", "32"],
     )?;
     let stores: Vec<String> = config.stores.iter().map(|s| s.code.clone()).collect();
@@ -238,30 +295,15 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     results.insert("pipeline_tracking_secs", tracking_secs);
     results.insert("pipeline_refreshed_orders", refreshed as f64);
     results.insert("pipeline_tracked_orders", tracked as f64);
-    let pipeline_rss = peak_rss_mb(&worker);
+    let rss = peak_rss_mb(&worker);
     println!(
         "(d) {} orders: tracking for {tracked} in {tracking_secs:.2}s, {refreshed} status polls, {pipeline_secs:.2}s in all",
         args.pipeline_orders
     );
     stop_worker(&mut worker).await;
     crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
-    sim.shutdown().await;
 
-    results.insert("worker_rss_mb", noop_rss.max(pipeline_rss));
-    results.insert("worker_rss_noop_mb", noop_rss);
-    results.insert("worker_rss_pipeline_mb", pipeline_rss);
-
-    println!("\n{:<28} {:>12}", "metric", "value");
-    for (k, v) in &results {
-        println!("{k:<28} {v:>12.1}");
-    }
-    if let Some(parent) = args.output.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.output, serde_json::to_string_pretty(&results)?)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    println!("\nwritten to {}", args.output.display());
-    Ok(())
+    Ok(rss)
 }
 
 async fn wait_for_runs(db: &PgPool, expected: i64, deadline: Instant) -> anyhow::Result<()> {

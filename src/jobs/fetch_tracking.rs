@@ -24,19 +24,35 @@ const UNKNOWN_SAMPLE: usize = 20;
 pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
     let store = envelope.store.as_str();
     let courier = deps.accounts.courier(store)?;
+    // Keep only this store's observations as pages arrive: a shared account
+    // lists every store's orders, and whole pages are large.
+    let prefix = format!("{store}-");
+    let keep = |orders: Vec<MaystroOrder>| -> (usize, Vec<CourierObservation>) {
+        let listed = orders.len();
+        let mine = orders
+            .iter()
+            .filter_map(observe)
+            .filter(|o| o.reference.starts_with(&prefix))
+            .collect();
+        (listed, mine)
+    };
     let first = fetch_page(|| courier.list_orders_page(1)).await?;
     let per_page = first.results.len().max(1) as u64;
     let pages = first.count.div_ceil(per_page).max(1) as u32;
-    let mut courier_orders = first.results;
     let mut next = first.next;
+    let (mut listed, mut observations) = keep(first.results);
     if pages > 1 {
         let rest: Vec<_> = futures::stream::iter(2..=pages)
             .map(|page| fetch_page(move || courier.list_orders_page(page)))
             .buffered(PAGE_CONCURRENCY)
+            .map_ok(|p| (p.next, keep(p.results)))
             .try_collect()
             .await?;
-        next = rest.last().and_then(|p| p.next.clone());
-        courier_orders.extend(rest.into_iter().flat_map(|p| p.results));
+        for (page_next, (n, mine)) in rest {
+            next = page_next;
+            listed += n;
+            observations.extend(mine);
+        }
     }
     // The count can grow while we page: follow `next` for whatever is left.
     let mut page = pages;
@@ -44,10 +60,11 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         page += 1;
         let more = fetch_page(|| courier.list_orders_page(page)).await?;
         next = more.next;
-        courier_orders.extend(more.results);
+        let (n, mine) = keep(more.results);
+        listed += n;
+        observations.extend(mine);
     }
 
-    let observations: Vec<CourierObservation> = courier_orders.iter().filter_map(observe).collect();
     let (changes, matched) =
         orders::observe_courier(&deps.db, store, &observations, envelope.job_id).await?;
     let sms = send_sms::jobs_for_changes(store, &changes);
@@ -60,7 +77,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     orders::mark_synced(&deps.db, store, "fetch_tracking", None).await?;
     Ok(Done::Succeeded(Some(json!({
         "courier_account": courier.account(),
-        "courier_orders": courier_orders.len(),
+        "courier_orders": listed,
         "matched": matched,
         "status_changes": changes.len(),
         "unknown_refs": unknown.len(),

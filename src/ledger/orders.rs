@@ -1,7 +1,7 @@
 //! `orders`, `order_status_history` and `store_sync_state`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 /// An order as the shop reported it.
@@ -171,6 +171,10 @@ pub struct StatusChange {
 /// every change (the first observation included). Returns the changes and how
 /// many orders matched. Observations for references of other stores are ignored.
 ///
+/// One statement: the rows are locked (`FOR UPDATE`) while their old status
+/// is read, so two jobs observing one order cannot both see the old status
+/// and both record (and text about) the change.
+///
 /// # Errors
 /// Postgres failed.
 pub async fn observe_courier(
@@ -182,99 +186,66 @@ pub async fn observe_courier(
     if observations.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
     let refs: Vec<&str> = observations.iter().map(|o| o.reference.as_str()).collect();
-    // Lock the rows: two jobs observing one order must not both see the old
-    // status and both append history (and both enqueue an SMS).
-    let current: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, reference, status FROM orders WHERE store = $1 AND reference = ANY($2)
-         ORDER BY id FOR UPDATE",
+    let tracking: Vec<Option<&str>> = observations
+        .iter()
+        .map(|o| o.tracking_number.as_deref())
+        .collect();
+    let courier_ids: Vec<i64> = observations.iter().map(|o| o.courier_order_id).collect();
+    let codes: Vec<i32> = observations.iter().map(|o| o.code).collect();
+    let labels: Vec<&str> = observations.iter().map(|o| o.label.as_str()).collect();
+    let statuses: Vec<&str> = observations.iter().map(|o| o.status.as_str()).collect();
+    let rows: Vec<(i64, String, Option<String>, String, i32, bool)> = sqlx::query_as(
+        "WITH seen AS (
+             SELECT * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::text[])
+                 AS u(reference, tracking, courier_id, code, label, status)
+         ),
+         old AS (
+             SELECT o.id, o.status FROM orders o JOIN seen ON seen.reference = o.reference
+             WHERE o.store = $1 ORDER BY o.id FOR UPDATE OF o
+         ),
+         updated AS (
+             UPDATE orders o SET
+                 tracking_number = COALESCE(seen.tracking, o.tracking_number),
+                 courier_order_id = seen.courier_id, courier_code = seen.code,
+                 courier_label = seen.label, status = seen.status,
+                 status_changed_at = CASE WHEN old.status IS DISTINCT FROM seen.status
+                                          THEN now() ELSE o.status_changed_at END,
+                 last_polled_at = now(), updated_at = now()
+             FROM old JOIN seen ON true
+             WHERE o.id = old.id AND seen.reference = o.reference
+             RETURNING o.id, o.reference, old.status AS old_status, seen.status AS new_status,
+                       seen.code, seen.label, old.status IS DISTINCT FROM seen.status AS changed
+         ),
+         history AS (
+             INSERT INTO order_status_history (order_id, status, courier_code, courier_label, job_id)
+             SELECT id, new_status, code, label, $8 FROM updated WHERE changed
+         )
+         SELECT id, reference, old_status, new_status, code, changed FROM updated",
     )
     .bind(store)
     .bind(&refs)
-    .fetch_all(&mut *tx)
-    .await?;
-    let by_ref: std::collections::HashMap<&str, &CourierObservation> = observations
-        .iter()
-        .map(|o| (o.reference.as_str(), o))
-        .collect();
-    let mut ids = Vec::new();
-    let mut tracking: Vec<Option<&str>> = Vec::new();
-    let mut courier_ids = Vec::new();
-    let mut codes = Vec::new();
-    let mut labels = Vec::new();
-    let mut statuses = Vec::new();
-    let mut changed_flags = Vec::new();
-    let mut changes = Vec::new();
-    for (id, reference, old_status) in &current {
-        let Some(obs) = by_ref.get(reference.as_str()) else {
-            continue;
-        };
-        let changed = old_status.as_deref() != Some(obs.status.as_str());
-        ids.push(*id);
-        tracking.push(obs.tracking_number.as_deref());
-        courier_ids.push(obs.courier_order_id);
-        codes.push(obs.code);
-        labels.push(obs.label.as_str());
-        statuses.push(obs.status.as_str());
-        changed_flags.push(changed);
-        if changed {
-            changes.push(StatusChange {
-                order_id: *id,
-                reference: reference.clone(),
-                from: old_status.clone(),
-                to: obs.status.clone(),
-                code: obs.code,
-            });
-        }
-    }
-    sqlx::query(
-        "UPDATE orders o SET
-             tracking_number = COALESCE(u.tracking, o.tracking_number),
-             courier_order_id = u.courier_id, courier_code = u.code, courier_label = u.label,
-             status = u.status,
-             status_changed_at = CASE WHEN u.changed THEN now() ELSE o.status_changed_at END,
-             last_polled_at = now(), updated_at = now()
-         FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bool[])
-              AS u(id, tracking, courier_id, code, label, status, changed)
-         WHERE o.id = u.id",
-    )
-    .bind(&ids)
     .bind(&tracking)
     .bind(&courier_ids)
     .bind(&codes)
     .bind(&labels)
     .bind(&statuses)
-    .bind(&changed_flags)
-    .execute(&mut *tx)
+    .bind(job_id)
+    .fetch_all(pool)
     .await?;
-    if !changes.is_empty() {
-        let order_ids: Vec<i64> = changes.iter().map(|c| c.order_id).collect();
-        let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
-        let change_codes: Vec<i32> = changes.iter().map(|c| c.code).collect();
-        let change_labels: Vec<&str> = changes
-            .iter()
-            .map(|c| {
-                by_ref
-                    .get(c.reference.as_str())
-                    .map(|o| o.label.as_str())
-                    .unwrap_or_default()
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO order_status_history (order_id, status, courier_code, courier_label, job_id)
-             SELECT u.*, $5 FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[]) AS u",
-        )
-        .bind(&order_ids)
-        .bind(&to)
-        .bind(&change_codes)
-        .bind(&change_labels)
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok((changes, ids.len() as u64))
+    let matched = rows.len() as u64;
+    let changes = rows
+        .into_iter()
+        .filter(|row| row.5)
+        .map(|(order_id, reference, from, to, code, _)| StatusChange {
+            order_id,
+            reference,
+            from,
+            to,
+            code,
+        })
+        .collect();
+    Ok((changes, matched))
 }
 
 /// Note that an order was polled without a change.

@@ -54,8 +54,8 @@ pub struct RunRecord {
     pub run: u32,
     /// Attempt number.
     pub attempt: u32,
-    /// Worker name.
-    pub worker: String,
+    /// Worker name (shared: every row of a process carries the same one).
+    pub worker: std::sync::Arc<str>,
     /// When the handler started.
     pub started_at: DateTime<Utc>,
     /// When it ended.
@@ -112,26 +112,45 @@ impl RunWriter {
     }
 }
 
+/// Batches in flight at once: while one INSERT commits, the next batch is
+/// already being written, so handlers never wait for a whole commit cycle
+/// plus the one before it.
+const WRITERS: usize = 3;
+
 async fn write_loop(pool: PgPool, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(WRITERS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            // Channel closed: wait for the batches still being written.
+            let _ = slots.acquire_many(WRITERS as u32).await;
             return;
         }
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match insert(&pool, batch.iter().map(|(r, _)| r)).await {
-                Ok(()) => break,
-                Err(error) => {
-                    tracing::error!(%error, rows = batch.len(), "ledger write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            write_batch(&pool, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn write_batch(pool: &PgPool, batch: Vec<Pending>) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match insert(pool, batch.iter().map(|(r, _)| r)).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::error!(%error, rows = batch.len(), "ledger write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-        for (_, done) in batch.drain(..) {
-            let _ = done.send(());
-        }
+    }
+    for (_, done) in batch {
+        let _ = done.send(());
     }
 }
 
@@ -149,7 +168,7 @@ pub async fn insert<'a>(
     let mut job_ids = Vec::with_capacity(n);
     let mut runs = Vec::with_capacity(n);
     let mut attempts = Vec::with_capacity(n);
-    let mut workers = Vec::with_capacity(n);
+    let mut workers: Vec<&str> = Vec::with_capacity(n);
     let mut started = Vec::with_capacity(n);
     let mut finished = Vec::with_capacity(n);
     let mut outcomes = Vec::with_capacity(n);
@@ -162,7 +181,7 @@ pub async fn insert<'a>(
         job_ids.push(r.job_id);
         runs.push(r.run as i32);
         attempts.push(r.attempt as i32);
-        workers.push(r.worker.clone());
+        workers.push(r.worker.as_ref());
         started.push(r.started_at);
         finished.push(r.finished_at);
         outcomes.push(r.outcome.as_str());

@@ -37,7 +37,10 @@ impl QueueKeys {
             // Never off: without results no ack is written and every id
             // stays in the in-flight set, to run again after a heartbeat lapse.
             .persist_results(true)
-            .emit_events(true)
+            // apalis's own events are a PUBLISH per acked task that nobody
+            // subscribes to; our push and promote scripts publish the
+            // wake-ups workers listen for, independently of this flag.
+            .emit_events(false)
             .heartbeat_interval(HEARTBEAT_INTERVAL)
             .missed_heartbeats(MISSED_HEARTBEATS);
         Self { config, name }

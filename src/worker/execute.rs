@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::FutureExt;
+use serde::Deserialize as _;
 use tracing::Instrument;
 
 use crate::jobs::{self, Deps, JobError};
@@ -21,7 +22,7 @@ pub struct Executor {
     /// Group-commit ledger writer.
     pub runs: RunWriter,
     /// This process's worker name (in the ledger's `worker` column).
-    pub worker: String,
+    pub worker: Arc<str>,
 }
 
 impl Executor {
@@ -30,7 +31,8 @@ impl Executor {
     /// row, so apalis always acks and never applies its own retry loop.
     pub async fn execute(self: &Arc<Self>, payload: serde_json::Value) {
         let started_at = Utc::now();
-        let envelope: JobEnvelope = match serde_json::from_value(payload.clone()) {
+        // Deserialize from a borrow: the payload is only needed again if it is bad.
+        let envelope = match JobEnvelope::deserialize(&payload) {
             Ok(envelope) => envelope,
             Err(error) => return self.reject_payload(payload, error, started_at).await,
         };

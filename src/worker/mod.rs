@@ -90,7 +90,7 @@ pub async fn run(
     let executor = Arc::new(Executor {
         deps,
         runs,
-        worker: options.name.clone(),
+        worker: options.name.as_str().into(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 

@@ -41,7 +41,7 @@ impl Decision {
     pub fn run_record(
         &self,
         envelope: &JobEnvelope,
-        worker: &str,
+        worker: &std::sync::Arc<str>,
         started_at: DateTime<Utc>,
         finished_at: DateTime<Utc>,
     ) -> RunRecord {
@@ -49,7 +49,7 @@ impl Decision {
             job_id: envelope.job_id,
             run: envelope.run,
             attempt: envelope.attempt,
-            worker: worker.to_owned(),
+            worker: worker.clone(),
             started_at,
             finished_at,
             outcome: self.outcome,
