@@ -1,0 +1,38 @@
+# ordersync: `just demo` shows it working, `just test` proves it.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export DATABASE_URL := env_var_or_default("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+export REDIS_URL := env_var_or_default("REDIS_URL", "redis://127.0.0.1:6379")
+
+# List the recipes.
+default:
+    @just --list
+
+# Start (or install) Redis and Postgres when they are not answering.
+services:
+    bash deploy/ensure-services.sh
+
+# The end-to-end demo: simulator, two worker processes, ~2,000 orders, a summary.
+demo: services
+    cargo build --release --bins
+    ./target/release/ordersync demo
+
+# Everything: formatting, lints, unit and integration tests (real Redis and Postgres).
+test: services
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    cargo test --release --all-targets
+
+# Benchmarks; prints a table and writes target/bench/results.json.
+bench: services
+    cargo build --release --bins
+    ./target/release/ordersync bench
+
+# Apply migrations to DATABASE_URL.
+migrate: services
+    cargo run --release --bin ordersync -- migrate
+
+# Run one worker process against ORDERSYNC_CONFIG (default ordersync.toml).
+worker: services
+    cargo run --release --bin ordersync-worker
