@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -28,6 +28,7 @@ const SEGMENT_LEN: usize = 160;
 pub(super) fn routes(sim: &Arc<Sim>) -> Router {
     Router::new()
         .route("/mnotify/api/sms/quick", post(quick))
+        .route("/mnotify/api/balance/sms", get(balance))
         .route_layer(from_fn_with_state(
             (Arc::clone(sim), Service::Sms),
             faults::inject,
@@ -64,6 +65,18 @@ fn recipients(v: Option<&Value>) -> Vec<String> {
         Some(Value::String(s)) if !s.trim().is_empty() => vec![s.trim().to_string()],
         _ => Vec::new(),
     }
+}
+
+/// `GET /api/balance/sms?key=`: the credit left (the shape seven public
+/// clients read; unconfirmed by mNotify's docs).
+async fn balance(State(sim): State<Arc<Sim>>, uri: Uri) -> Response {
+    let pairs = query_pairs(uri.query());
+    let key = query_get(&pairs, "key").unwrap_or_default();
+    if key.is_empty() || key != sim.config.sms_api_key || sim.is_revoked(key) {
+        return bad_key();
+    }
+    let credit = sim.state().sms_credit;
+    axum::Json(json!({"status": "success", "balance": credit})).into_response()
 }
 
 /// `POST /api/sms/quick?key=`.

@@ -4,6 +4,7 @@
 
 #![allow(unreachable_pub)] // helpers are `pub` for the test modules; the binary exports nothing
 
+mod cli;
 mod helpers;
 mod pipeline;
 mod queue;
