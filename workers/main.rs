@@ -26,6 +26,15 @@ struct WorkerCli {
     /// Postgres connections.
     #[arg(long, env = "ORDERSYNC_DB_POOL", default_value_t = 16)]
     db_pool: u32,
+    /// Heartbeat period, seconds.
+    #[arg(long, env = "ORDERSYNC_HEARTBEAT_SECS", default_value_t = 5)]
+    heartbeat_secs: u64,
+    /// Missed heartbeats before a worker's in-flight jobs are re-enqueued.
+    #[arg(long, env = "ORDERSYNC_MISSED_HEARTBEATS", default_value_t = 3)]
+    missed_heartbeats: usize,
+    /// Failed-job records older than this are pruned (e.g. 90d).
+    #[arg(long, env = "ORDERSYNC_DEAD_LETTER_RETENTION", default_value = "90d")]
+    dead_letter_retention: humantime::Duration,
     /// Worker name (default: host-pid-random; must be unique per process).
     #[arg(long, env = "ORDERSYNC_WORKER_NAME")]
     name: Option<String>,
@@ -60,6 +69,9 @@ async fn run(cli: WorkerCli) -> anyhow::Result<()> {
             .collect::<HashMap<_, _>>();
     }
     options.fetch_batch = cli.fetch_batch;
+    options.heartbeat = std::time::Duration::from_secs(cli.heartbeat_secs.max(1));
+    options.missed_heartbeats = cli.missed_heartbeats;
+    options.dead_letter_retention = cli.dead_letter_retention.into();
     if let Some(name) = cli.name {
         options.name = name;
     }

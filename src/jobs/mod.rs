@@ -332,6 +332,8 @@ async fn noop(envelope: &JobEnvelope) -> Result<Done, JobError> {
             "noop asked to fail permanently",
         )),
         Some("panic") => panic!("noop asked to panic"),
+        // A job that kills its worker process every time (as an OOM would).
+        Some("abort") => std::process::abort(),
         _ => Ok(Done::Succeeded(None)),
     }
 }

@@ -25,7 +25,8 @@ pub enum InvoiceClaim {
 }
 
 /// Claim `order_id`'s invoice for `job_id`. A claim held by the same job (its
-/// retry) or whose lease expired is taken over.
+/// retry), by a job that failed for good, or whose lease expired is taken
+/// over (and the caller looks the invoice up in the ERP before creating).
 ///
 /// # Errors
 /// Postgres failed.
@@ -44,7 +45,9 @@ pub async fn claim(
          ON CONFLICT (order_id) DO UPDATE SET job_id = EXCLUDED.job_id, claimed_at = now()
            WHERE invoices.state = 'creating'
              AND (invoices.job_id = EXCLUDED.job_id
-                  OR invoices.claimed_at < now() - make_interval(secs => $4))
+                  OR invoices.claimed_at < now() - make_interval(secs => $4)
+                  -- The holder failed for good (its replay takes over).
+                  OR EXISTS (SELECT 1 FROM dead_letters d WHERE d.job_id = invoices.job_id))
          RETURNING (SELECT job_id FROM previous)",
     )
     .bind(order_id)

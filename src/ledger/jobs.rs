@@ -11,8 +11,8 @@ use crate::queue::JobEnvelope;
 ///
 /// # Errors
 /// Postgres failed.
-pub async fn insert(
-    pool: &PgPool,
+pub async fn insert<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     namespace: &str,
     envelopes: &[&JobEnvelope],
 ) -> sqlx::Result<u64> {
@@ -29,7 +29,9 @@ pub async fn insert(
     let mut sources = Vec::with_capacity(n);
     let mut enqueued = Vec::with_capacity(n);
     let mut max_attempts = Vec::with_capacity(n);
+    let mut replay_of: Vec<Option<Uuid>> = Vec::with_capacity(n);
     for e in envelopes {
+        replay_of.push(e.replay_of);
         ids.push(e.job_id);
         kinds.push(e.kind.as_str().to_owned());
         queues.push(format!("{namespace}:{}", e.kind.as_str()));
@@ -41,9 +43,10 @@ pub async fn insert(
         max_attempts.push(e.max_attempts as i32);
     }
     let done = sqlx::query(
-        "INSERT INTO jobs (job_id, kind, queue, store, order_ref, payload, source, enqueued_at, max_attempts)
+        "INSERT INTO jobs (job_id, kind, queue, store, order_ref, payload, source, enqueued_at, max_attempts,
+                           replay_of)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
-                              $7::text[], $8::timestamptz[], $9::int[])
+                              $7::text[], $8::timestamptz[], $9::int[], $10::uuid[])
          ON CONFLICT (job_id) DO NOTHING",
     )
     .bind(&ids)
@@ -55,7 +58,8 @@ pub async fn insert(
     .bind(&sources)
     .bind(&enqueued)
     .bind(&max_attempts)
-    .execute(pool)
+    .bind(&replay_of)
+    .execute(db)
     .await?;
     Ok(done.rows_affected())
 }
@@ -111,4 +115,16 @@ pub async fn for_order(pool: &PgPool, order_ref: &str) -> sqlx::Result<Vec<JobRo
     .bind(order_ref)
     .fetch_all(pool)
     .await
+}
+
+/// The failed job `job_id` replays, if it is a replay.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn replay_of(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT replay_of FROM jobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await
+        .map(Option::flatten)
 }

@@ -4,6 +4,7 @@
 //! it, when, every delivery and its outcome. The order tables hold what the
 //! jobs learned and the claims that make side effects exactly-once.
 
+pub mod dead_letters;
 pub mod invoices;
 pub mod jobs;
 pub mod orders;

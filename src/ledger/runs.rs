@@ -257,3 +257,15 @@ pub async fn for_job(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Vec<RunRow>> {
     .fetch_all(pool)
     .await
 }
+
+/// Whether delivery `run` of `job_id` has its row (it was settled).
+///
+/// # Errors
+/// Postgres failed.
+pub async fn exists(pool: &PgPool, job_id: Uuid, run: u32) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM job_runs WHERE job_id = $1 AND run = $2)")
+        .bind(job_id)
+        .bind(run as i32)
+        .fetch_one(pool)
+        .await
+}

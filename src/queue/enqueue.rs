@@ -36,6 +36,8 @@ pub struct NewJob {
     pub job_id: Option<Uuid>,
     /// Run no earlier than this.
     pub run_at: Option<DateTime<Utc>>,
+    /// The failed job this one replays.
+    pub replay_of: Option<Uuid>,
 }
 
 impl NewJob {
@@ -48,6 +50,7 @@ impl NewJob {
             args: serde_json::Value::Null,
             job_id: None,
             run_at: None,
+            replay_of: None,
         }
     }
 
@@ -157,6 +160,7 @@ impl Enqueuer {
                         max_attempts: self.policies.get(job.kind).max_attempts,
                         enqueued_at: now,
                         source,
+                        replay_of: job.replay_of,
                     };
                     (envelope, job.run_at)
                 })
@@ -169,6 +173,23 @@ impl Enqueuer {
             all.extend(pending.into_iter().map(|(e, _)| e));
         }
         Ok((all, report))
+    }
+
+    /// Count a start of `envelope`'s delivery in its task's metadata and
+    /// return the count: more than one means an earlier delivery of the same
+    /// run started and its worker died (or never acked) before settling.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn record_start(&self, envelope: &JobEnvelope) -> redis::RedisResult<u64> {
+        let keys = self.keys(envelope.kind);
+        let meta = format!("{}:{}", keys.config.job_meta_hash(), envelope.task_id());
+        redis::cmd("HINCRBY")
+            .arg(meta)
+            .arg("ordersync_starts")
+            .arg(1)
+            .query_async(&mut self.redis.clone())
+            .await
     }
 
     /// Push deliveries (first runs, retries, deferrals) to Redis. Tasks with

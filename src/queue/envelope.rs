@@ -70,6 +70,9 @@ pub struct JobEnvelope {
     pub enqueued_at: DateTime<Utc>,
     /// Who enqueued it.
     pub source: Source,
+    /// The failed job this one replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<Uuid>,
 }
 
 impl JobEnvelope {
@@ -113,6 +116,7 @@ mod tests {
             max_attempts: 5,
             enqueued_at: Utc::now(),
             source: Source::Cli,
+            replay_of: None,
         }
     }
 

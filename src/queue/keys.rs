@@ -46,6 +46,15 @@ impl QueueKeys {
         Self { config, name }
     }
 
+    /// Override how liveness is judged (tests use short heartbeats).
+    pub fn with_liveness(mut self, heartbeat: Duration, missed: usize) -> Self {
+        self.config = self
+            .config
+            .heartbeat_interval(heartbeat)
+            .missed_heartbeats(missed.max(1));
+        self
+    }
+
     /// Our delayed set (scores are due times in ms): retries and deferrals.
     pub fn delayed(&self) -> String {
         format!("{}:delayed", self.name)

@@ -14,6 +14,45 @@ use crate::ledger::runs::{RunOutcome, RunRecord, RunWriter};
 use crate::queue::JobEnvelope;
 use crate::worker::settle;
 
+/// The dead letter of a delivery that ended the job in failure.
+fn dead_letter(
+    envelope: &JobEnvelope,
+    decision: &settle::Decision,
+) -> crate::ledger::dead_letters::NewDeadLetter {
+    let error_class = decision
+        .error_class
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    let error_message = decision.message.clone().unwrap_or_default();
+    crate::ledger::dead_letters::NewDeadLetter {
+        job_id: envelope.job_id,
+        kind: envelope.kind.as_str().to_owned(),
+        store: envelope.store.clone(),
+        order_ref: envelope.order_ref.clone(),
+        payload: serde_json::to_value(envelope).unwrap_or_default(),
+        attempts: envelope.attempt,
+        outcome: decision.outcome.as_str(),
+        fingerprint: crate::failures::fingerprint(
+            envelope.kind.as_str(),
+            &error_class,
+            &error_message,
+        ),
+        error_class,
+        error_message,
+        http_status: decision.http_status,
+    }
+}
+
+/// What became of an earlier delivery of the same run.
+enum PreviousDelivery {
+    /// This is the first.
+    None,
+    /// It settled (its ledger row exists) but was not acked.
+    Settled,
+    /// It started and never settled: its worker died.
+    Died,
+}
+
 /// What every delivery in this process shares.
 #[derive(Debug)]
 pub struct Executor {
@@ -45,17 +84,20 @@ impl Executor {
             attempt = envelope.attempt,
         );
         async {
-            let result = AssertUnwindSafe(jobs::perform(&envelope, &self.deps)).catch_unwind().await;
-            let result = result.unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                // A panic counts as a failed attempt: retried within the
-                // budget, then failed, never looped by apalis.
-                Err(JobError::transient("panic", format!("handler panicked: {what}")))
-            });
+            let result = match self.previous_delivery(&envelope).await {
+                PreviousDelivery::None => self.perform(&envelope).await,
+                PreviousDelivery::Settled => {
+                    tracing::info!("delivery already settled before its worker died; not running it again");
+                    return;
+                }
+                PreviousDelivery::Died => Err(JobError::transient(
+                    "worker_died",
+                    format!(
+                        "worker died during attempt {} (its heartbeat lapsed and the job was redelivered)",
+                        envelope.attempt
+                    ),
+                )),
+            };
             let decision = settle::decide(&envelope, result, &self.deps.policies, Utc::now());
             if let Some((next, due)) = &decision.next {
                 // The follow-up is in Redis before the ledger says so, and its
@@ -63,6 +105,13 @@ impl Executor {
                 // same id, which Redis deduplicates.
                 let delivery = [(next.clone(), Some(*due))];
                 self.retry_until_done("push follow-up delivery", || self.deps.enqueuer.push(&delivery)).await;
+            }
+            if matches!(decision.outcome, RunOutcome::Failed | RunOutcome::NotFound) {
+                let dead = dead_letter(&envelope, &decision);
+                self.retry_until_done("record the dead letter", || async {
+                    crate::ledger::dead_letters::insert(&self.deps.db, &dead).await.map_err(anyhow::Error::from)
+                })
+                .await;
             }
             let record = decision.run_record(&envelope, &self.worker, started_at, Utc::now());
             match decision.outcome {
@@ -75,6 +124,51 @@ impl Executor {
         }
         .instrument(span)
         .await;
+    }
+
+    /// Run the handler; a panic is a failed attempt (retried within the
+    /// budget, then failed), never apalis's own retry loop.
+    async fn perform(&self, envelope: &JobEnvelope) -> Result<jobs::Done, JobError> {
+        AssertUnwindSafe(jobs::perform(envelope, &self.deps))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(JobError::transient(
+                    "panic",
+                    format!("handler panicked: {what}"),
+                ))
+            })
+    }
+
+    /// Whether this delivery was started before: a job that kills its worker
+    /// (abort, out of memory) must use up its attempts and end failed, not
+    /// be redelivered forever.
+    async fn previous_delivery(&self, envelope: &JobEnvelope) -> PreviousDelivery {
+        let starts = match self.deps.enqueuer.record_start(envelope).await {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::warn!(%error, "could not count the delivery's start; running it");
+                return PreviousDelivery::None;
+            }
+        };
+        if starts <= 1 {
+            return PreviousDelivery::None;
+        }
+        loop {
+            match crate::ledger::runs::exists(&self.deps.db, envelope.job_id, envelope.run).await {
+                Ok(true) => return PreviousDelivery::Settled,
+                Ok(false) => return PreviousDelivery::Died,
+                Err(error) => {
+                    tracing::error!(%error, "checking the ledger for a redelivered run failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 
     /// A payload that is not an envelope: fail it (it can never succeed),
@@ -96,6 +190,37 @@ impl Executor {
         };
         let run = payload.get("run").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
         let attempt = payload.get("attempt").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
+        let message = format!("payload does not deserialize: {error}");
+        let kind = payload
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("unknown")
+            .to_owned();
+        let dead = crate::ledger::dead_letters::NewDeadLetter {
+            job_id,
+            fingerprint: crate::failures::fingerprint(&kind, "bad_payload", &message),
+            kind,
+            store: payload
+                .get("store")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            order_ref: payload
+                .get("order_ref")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned),
+            payload: payload.clone(),
+            attempts: attempt.max(1),
+            outcome: RunOutcome::Failed.as_str(),
+            error_class: "bad_payload".into(),
+            error_message: message.clone(),
+            http_status: None,
+        };
+        if let Err(error) = crate::ledger::dead_letters::insert(&self.deps.db, &dead).await {
+            // The job id names no enqueued job (a hand-made payload): the run
+            // row below and the log line are its record.
+            tracing::warn!(%error, "no dead letter for an undecodable payload");
+        }
         self.commit(RunRecord {
             job_id,
             run: run.max(1),
@@ -105,7 +230,7 @@ impl Executor {
             finished_at: Utc::now(),
             outcome: RunOutcome::Failed,
             error_class: Some("bad_payload".into()),
-            error_message: Some(format!("payload does not deserialize: {error}")),
+            error_message: Some(message),
             http_status: None,
             next_run_at: None,
             detail: None,

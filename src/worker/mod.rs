@@ -35,6 +35,12 @@ pub struct WorkerOptions {
     /// Fallback poll when no pub/sub wake-up arrives (an idle worker
     /// normally wakes on the push's PUBLISH within a millisecond or two).
     pub poll_interval: Duration,
+    /// Heartbeat period (orphaned jobs wait `heartbeat x missed_heartbeats`).
+    pub heartbeat: Duration,
+    /// Heartbeats a worker may miss before its jobs are re-enqueued.
+    pub missed_heartbeats: usize,
+    /// Failed-job records older than this are pruned (hourly).
+    pub dead_letter_retention: Duration,
     /// Unique name: host, pid and a random suffix, so a restarted process
     /// never waits on its dead predecessor's registration.
     pub name: String,
@@ -49,6 +55,9 @@ impl WorkerOptions {
             concurrency: HashMap::new(),
             fetch_batch: DEFAULT_FETCH_BATCH,
             poll_interval: Duration::from_millis(200),
+            heartbeat: crate::queue::keys::HEARTBEAT_INTERVAL,
+            missed_heartbeats: crate::queue::keys::MISSED_HEARTBEATS,
+            dead_letter_retention: DEAD_LETTER_RETENTION,
             name: unique_worker_name(),
         }
     }
@@ -61,6 +70,9 @@ impl WorkerOptions {
             .max(1)
     }
 }
+
+/// Default retention of failed-job records.
+pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// `host-pid-xxxx`.
 pub fn unique_worker_name() -> String {
@@ -111,6 +123,11 @@ pub async fn run(
             .context("promoting due tasks")?;
     }
     let promoter_task = tokio::spawn(promote_loop(promote_conn, keys.clone(), stop_rx.clone()));
+    let pruner_task = tokio::spawn(prune_loop(
+        executor.deps.db.clone(),
+        options.dead_letter_retention,
+        stop_rx.clone(),
+    ));
 
     tracing::info!(worker = %options.name, %namespace, kinds = ?options.kinds, "worker starting");
     let mut queue_tasks = Vec::new();
@@ -133,6 +150,7 @@ pub async fn run(
         let _ = task.await;
     }
     let _ = promoter_task.await;
+    let _ = pruner_task.await;
     tracing::info!(worker = %options.name, "worker stopped");
     Ok(())
 }
@@ -153,6 +171,25 @@ async fn promote_loop(
             if let Err(error) = promoter::promote_due(&mut conn, k).await {
                 tracing::warn!(%error, queue = %k.name, "promoting due tasks failed");
             }
+        }
+    }
+}
+
+/// Hourly: delete failed-job records past their retention. Several workers
+/// doing it at once is harmless (a DELETE by age).
+async fn prune_loop(db: sqlx::PgPool, retention: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        match crate::ledger::dead_letters::prune(&db, before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned failed-job records past retention"),
+            Err(error) => tracing::warn!(%error, "pruning failed-job records failed"),
         }
     }
 }

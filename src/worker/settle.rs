@@ -167,6 +167,7 @@ mod tests {
             max_attempts: 3,
             enqueued_at: Utc::now(),
             source: Source::Cli,
+            replay_of: None,
         }
     }
 

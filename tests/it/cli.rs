@@ -5,16 +5,7 @@ use std::process::Command;
 use crate::helpers::{two_stores, TestApp};
 
 fn ordersync(app: &TestApp, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ordersync"))
-        .args(args)
-        .arg("--config")
-        .arg(&app.config_path)
-        .env("DATABASE_URL", app.database_url())
-        .env("REDIS_URL", crate::helpers::redis_url())
-        .env("ORDERSYNC_NAMESPACE", &app.namespace)
-        .envs(app.secrets.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap()
+    app.cli(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,6 +145,15 @@ impl TestApp {
 
     /// A worker as its own OS process (for kill -9 tests).
     pub fn spawn_worker_process(&self, kinds: &[JobKind]) -> std::process::Child {
+        self.spawn_worker_process_with(kinds, &[])
+    }
+
+    /// A worker process with extra flags (e.g. short heartbeats).
+    pub fn spawn_worker_process_with(
+        &self,
+        kinds: &[JobKind],
+        extra: &[&str],
+    ) -> std::process::Child {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ordersync-worker"));
         cmd.arg("--config")
@@ -158,6 +167,7 @@ impl TestApp {
         if !kinds.is_empty() {
             cmd.arg("--kinds").arg(kinds.join(","));
         }
+        cmd.args(extra);
         for (k, v) in &self.secrets {
             cmd.env(k, v);
         }
@@ -273,6 +283,20 @@ impl TestApp {
             let _ = tx.send(());
             handle.await.unwrap().unwrap();
         }
+    }
+
+    /// Run the `ordersync` binary against this test's services.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ordersync"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("DATABASE_URL", self.database_url())
+            .env("REDIS_URL", redis_url())
+            .env("ORDERSYNC_NAMESPACE", &self.namespace)
+            .envs(self.secrets.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
     }
 
     /// Stop workers, drop the database and the Redis keys.

@@ -1,0 +1,335 @@
+//! Failed jobs: fingerprints that group them, and the replay and discard
+//! operations the CLI (and the admin API) offer over the dead letters.
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::jobs::Deps;
+use crate::ledger::dead_letters;
+use crate::queue::{JobEnvelope, Source};
+
+/// Providers whose names lead their clients' error messages.
+const PROVIDERS: [&str; 4] = ["maystro", "woocommerce", "erpnext", "mnotify"];
+
+/// The provider an error message came from (`ordersync` for our own errors).
+pub fn provider_of(message: &str) -> &'static str {
+    PROVIDERS
+        .into_iter()
+        .find(|p| {
+            message
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/') || rest.starts_with(' '))
+        })
+        .unwrap_or("ordersync")
+}
+
+/// The message with what varies between jobs of one cause (numbers, ids,
+/// order references' numbers) replaced, so they share a fingerprint.
+pub fn normalize(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_hexdigit() && looks_like_uuid(c, &chars) {
+            for _ in 0..35 {
+                chars.next();
+            }
+            out.push_str("<id>");
+        } else if c.is_ascii_digit() {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push('#');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn looks_like_uuid(first: char, rest: &std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+    let candidate: String = std::iter::once(first)
+        .chain(rest.clone().take(35))
+        .collect();
+    candidate.len() == 36 && Uuid::parse_str(&candidate).is_ok()
+}
+
+/// Group key: kind + provider + error class + normalized message.
+pub fn fingerprint(kind: &str, error_class: &str, message: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [kind, provider_of(message), error_class, &normalize(message)] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a replay or discard did to one dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Resolution {
+    /// Re-enqueued as `new_job` with a fresh attempt budget.
+    Replayed {
+        /// The failed job.
+        job_id: Uuid,
+        /// The new job.
+        new_job: Uuid,
+    },
+    /// Marked resolved without running.
+    Discarded {
+        /// The failed job.
+        job_id: Uuid,
+    },
+    /// Would be replayed or discarded (`--dry-run`).
+    WouldResolve {
+        /// The failed job.
+        job_id: Uuid,
+    },
+    /// Nothing done, and why.
+    Skipped {
+        /// The job.
+        job_id: Uuid,
+        /// Why.
+        reason: String,
+    },
+    /// It failed, and why.
+    Error {
+        /// The job.
+        job_id: Uuid,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Why a dead letter cannot be resolved now, if it cannot.
+async fn blocked(deps: &Deps, job_id: Uuid) -> anyhow::Result<Option<String>> {
+    let Some(dead) = dead_letters::get(&deps.db, job_id).await? else {
+        return Ok(Some(format!("job {job_id} is not a failed job")));
+    };
+    Ok(match (dead.resolution.as_deref(), dead.replayed_as) {
+        (None, _) => None,
+        (Some("replayed"), Some(new_job)) => {
+            let state = crate::ledger::jobs::get(&deps.db, new_job)
+                .await?
+                .map(|j| j.state)
+                .unwrap_or_default();
+            let pending = matches!(state.as_str(), "queued" | "retry" | "deferred");
+            Some(if pending {
+                format!("its replay {new_job} is still pending")
+            } else {
+                format!("already replayed as {new_job} ({state})")
+            })
+        }
+        (Some(other), _) => Some(format!(
+            "already {other} by {} at {}",
+            dead.resolved_by.unwrap_or_default(),
+            dead.resolved_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+        )),
+    })
+}
+
+/// Replay dead letter `job_id`: a new job with the same arguments, a fresh
+/// attempt budget, source `replay`, linked both ways. Idempotent: a dead letter
+/// already replayed (its replay pending, running or done) or discarded is
+/// skipped with the reason.
+pub async fn replay(deps: &Deps, job_id: Uuid, by: &str, dry_run: bool) -> Resolution {
+    match replay_inner(deps, job_id, by, dry_run).await {
+        Ok(r) => r,
+        Err(e) => Resolution::Error {
+            job_id,
+            error: format!("{e:#}"),
+        },
+    }
+}
+
+async fn replay_inner(
+    deps: &Deps,
+    job_id: Uuid,
+    by: &str,
+    dry_run: bool,
+) -> anyhow::Result<Resolution> {
+    if let Some(reason) = blocked(deps, job_id).await? {
+        return Ok(Resolution::Skipped { job_id, reason });
+    }
+    if dry_run {
+        return Ok(Resolution::WouldResolve { job_id });
+    }
+    let mut tx = deps.db.begin().await?;
+    // The row lock makes two concurrent replays of one dead letter enqueue once.
+    let locked: Option<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT payload FROM dead_letters WHERE job_id = $1 AND resolution IS NULL FOR UPDATE",
+    )
+    .bind(job_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((payload,)) = locked else {
+        let reason = blocked(deps, job_id)
+            .await?
+            .unwrap_or_else(|| "resolved meanwhile".into());
+        return Ok(Resolution::Skipped { job_id, reason });
+    };
+    let failed: JobEnvelope = serde_json::from_value(payload)?;
+    let envelope = JobEnvelope {
+        job_id: Uuid::now_v7(),
+        attempt: 1,
+        run: 1,
+        max_attempts: deps.policies.get(failed.kind).max_attempts,
+        enqueued_at: chrono::Utc::now(),
+        source: Source::Replay,
+        replay_of: Some(job_id),
+        ..failed
+    };
+    crate::ledger::jobs::insert(&mut *tx, deps.enqueuer.namespace(), &[&envelope]).await?;
+    sqlx::query(
+        "UPDATE dead_letters SET resolution = 'replayed', resolved_at = now(), resolved_by = $3, replayed_as = $2
+         WHERE job_id = $1",
+    )
+    .bind(job_id)
+    .bind(envelope.job_id)
+    .bind(by)
+    .execute(&mut *tx)
+    .await?;
+    // Push before committing: if Redis refuses, the transaction rolls back and
+    // the dead letter stays open for the next replay.
+    deps.enqueuer.push(&[(envelope.clone(), None)]).await?;
+    tx.commit().await?;
+    Ok(Resolution::Replayed {
+        job_id,
+        new_job: envelope.job_id,
+    })
+}
+
+/// Discard dead letter `job_id`: resolved without running.
+pub async fn discard(deps: &Deps, job_id: Uuid, by: &str, dry_run: bool) -> Resolution {
+    let result: anyhow::Result<Resolution> = async {
+        if let Some(reason) = blocked(deps, job_id).await? {
+            return Ok(Resolution::Skipped { job_id, reason });
+        }
+        if dry_run {
+            return Ok(Resolution::WouldResolve { job_id });
+        }
+        Ok(
+            if dead_letters::mark_discarded(&deps.db, job_id, by).await? {
+                Resolution::Discarded { job_id }
+            } else {
+                Resolution::Skipped {
+                    job_id,
+                    reason: "resolved meanwhile".into(),
+                }
+            },
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| Resolution::Error {
+        job_id,
+        error: format!("{e:#}"),
+    })
+}
+
+/// Counts of a bulk operation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Replayed or discarded (or would be, in a dry run).
+    pub resolved: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failed.
+    pub errors: u64,
+}
+
+impl Summary {
+    /// Count one result.
+    pub fn add(&mut self, r: &Resolution) {
+        match r {
+            Resolution::Replayed { .. }
+            | Resolution::Discarded { .. }
+            | Resolution::WouldResolve { .. } => self.resolved += 1,
+            Resolution::Skipped { .. } => self.skipped += 1,
+            Resolution::Error { .. } => self.errors += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_revoked_key_is_one_group_across_orders() {
+        let a = fingerprint(
+            "refresh_status",
+            "unauthorized",
+            "maystro/alph unauthorized (HTTP 401): order 104772: Invalid token.",
+        );
+        let b = fingerprint(
+            "refresh_status",
+            "unauthorized",
+            "maystro/alph unauthorized (HTTP 401): order 99: Invalid token.",
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 12);
+    }
+
+    #[test]
+    fn kind_class_provider_and_message_each_split_groups() {
+        let base = fingerprint(
+            "create_invoice",
+            "validation",
+            "erpnext/erpnext validation: bad mode",
+        );
+        assert_ne!(
+            base,
+            fingerprint(
+                "send_sms",
+                "validation",
+                "erpnext/erpnext validation: bad mode"
+            )
+        );
+        assert_ne!(
+            base,
+            fingerprint(
+                "create_invoice",
+                "timeout",
+                "erpnext/erpnext validation: bad mode"
+            )
+        );
+        assert_ne!(
+            base,
+            fingerprint(
+                "create_invoice",
+                "validation",
+                "mnotify/mnotify validation: bad mode"
+            )
+        );
+        assert_ne!(
+            base,
+            fingerprint(
+                "create_invoice",
+                "validation",
+                "erpnext/erpnext validation: missing customer"
+            )
+        );
+    }
+
+    #[test]
+    fn normalize_replaces_numbers_and_ids() {
+        assert_eq!(
+            normalize(
+                "order ALPH-1042 (courier id 77) job 0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d failed"
+            ),
+            "order ALPH-# (courier id #) job <id> failed"
+        );
+    }
+
+    #[test]
+    fn provider_comes_from_the_message_prefix() {
+        assert_eq!(
+            provider_of("woocommerce/ALPH bad_request: x"),
+            "woocommerce"
+        );
+        assert_eq!(provider_of("unknown payment method 'paypal'"), "ordersync");
+    }
+}
