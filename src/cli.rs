@@ -122,6 +122,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API (health, admin API) until SIGTERM.
+    Api {
+        /// Address to listen on.
+        #[arg(long, env = "ORDERSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the simulated courier, shop, ERP and SMS services.
     Simulate(crate::demo::SimulateArgs),
     /// The end-to-end demo (`just demo`).
@@ -260,10 +266,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Api { listen } => api(g, listen).await,
         Command::Simulate(args) => crate::demo::simulate(args).await,
         Command::Demo(args) => crate::demo::run(g, args).await,
         Command::Bench(args) => crate::bench::run(g, args).await,
     }
+}
+
+async fn api(g: &GlobalArgs, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let config = g.load_config()?;
+    let token = config
+        .admin_token
+        .clone()
+        .context("the admin API needs a bearer token: add [admin] token_env = \"VAR\" to the config and set VAR")?;
+    let deps = crate::startup::build(&g.settings(), &config, 8).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(%listen, "API listening");
+    let state = crate::http::AppState {
+        deps,
+        admin_token: std::sync::Arc::new(token),
+    };
+    crate::http::serve(listener, state, crate::startup::shutdown_signal()).await
 }
 
 async fn stores(g: &GlobalArgs, check: bool) -> anyhow::Result<()> {
@@ -474,19 +499,14 @@ fn operator() -> String {
 async fn resolve(g: &GlobalArgs, selection: Selection, replay: bool) -> anyhow::Result<()> {
     let config = g.load_config()?;
     let deps = crate::startup::build(&g.settings(), &config, 4).await?;
-    let ids: Vec<uuid::Uuid> = if !selection.ids.is_empty() {
-        selection.ids.clone()
-    } else if selection.fingerprint.is_some() || selection.all {
-        let mut filter = selection.filter.to_filter()?;
-        filter.fingerprint = selection.fingerprint.clone();
-        crate::ledger::dead_letters::list(&deps.db, &filter, i64::MAX)
-            .await?
-            .into_iter()
-            .map(|d| d.job_id)
-            .collect()
-    } else {
-        anyhow::bail!("name job ids, or use --fingerprint F or --all");
-    };
+    let ids = crate::failures::select(
+        &deps.db,
+        &selection.ids,
+        selection.fingerprint.as_deref(),
+        selection.all,
+        selection.filter.to_filter()?,
+    )
+    .await?;
     let by = format!("cli:{}", operator());
     let bar = if selection.json || ids.len() < 2 {
         indicatif::ProgressBar::hidden()
@@ -550,24 +570,14 @@ async fn resolve(g: &GlobalArgs, selection: Selection, replay: bool) -> anyhow::
 
 async fn show_job(g: &GlobalArgs, id: uuid::Uuid, json: bool) -> anyhow::Result<()> {
     let db = crate::ledger::connect(&g.database_url, 2).await?;
-    let job = crate::ledger::jobs::get(&db, id)
+    let h = crate::failures::history(&db, id)
         .await?
         .with_context(|| format!("no job {id} in the ledger"))?;
-    let runs = crate::ledger::runs::for_job(&db, id).await?;
-    let dead = crate::ledger::dead_letters::get(&db, id).await?;
-    let replays = crate::ledger::dead_letters::replays_of(&db, id).await?;
-    let replay_of = crate::ledger::jobs::replay_of(&db, id).await?;
     if json {
-        let replays: Vec<_> = replays
-            .iter()
-            .map(|(id, at)| serde_json::json!({ "job_id": id, "enqueued_at": at }))
-            .collect();
-        let all = serde_json::json!({
-            "job": job, "runs": runs, "failed": dead, "replay_of": replay_of, "replays": replays,
-        });
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        println!("{}", serde_json::to_string_pretty(&h)?);
         return Ok(());
     }
+    let job = &h.job;
     println!(
         "job {} {} store={} order={} source={} enqueued={} state={}",
         job.job_id,
@@ -578,7 +588,7 @@ async fn show_job(g: &GlobalArgs, id: uuid::Uuid, json: bool) -> anyhow::Result<
         job.enqueued_at,
         job.state
     );
-    for r in runs {
+    for r in &h.runs {
         println!(
             "  run {} attempt {}/{} on {} {} -> {} {}{}{}",
             r.run,
@@ -587,24 +597,27 @@ async fn show_job(g: &GlobalArgs, id: uuid::Uuid, json: bool) -> anyhow::Result<
             r.worker,
             r.started_at.format("%H:%M:%S%.3f"),
             r.outcome,
-            r.error_class.map(|c| format!("[{c}] ")).unwrap_or_default(),
-            r.error_message.unwrap_or_default(),
+            r.error_class
+                .as_ref()
+                .map(|c| format!("[{c}] "))
+                .unwrap_or_default(),
+            r.error_message.as_deref().unwrap_or_default(),
             r.next_run_at
                 .map(|t| format!(" (next at {})", t.format("%H:%M:%S%.3f")))
                 .unwrap_or_default(),
         );
     }
-    if let Some(original) = replay_of {
+    if let Some(original) = h.replay_of {
         println!("  replays failed job {original}");
     }
-    if let Some(d) = dead {
+    if let Some(d) = &h.failed {
         let state = match (d.resolution.as_deref(), d.replayed_as) {
             (Some("replayed"), Some(new_job)) => format!(
                 "replayed as {new_job} by {} at {}",
-                d.resolved_by.unwrap_or_default(),
+                d.resolved_by.as_deref().unwrap_or_default(),
                 d.resolved_at.map(|t| t.to_rfc3339()).unwrap_or_default()
             ),
-            (Some(r), _) => format!("{r} by {}", d.resolved_by.unwrap_or_default()),
+            (Some(r), _) => format!("{r} by {}", d.resolved_by.as_deref().unwrap_or_default()),
             _ => "open".into(),
         };
         println!(
@@ -612,7 +625,7 @@ async fn show_job(g: &GlobalArgs, id: uuid::Uuid, json: bool) -> anyhow::Result<
             d.failed_at, d.error_class, d.fingerprint
         );
     }
-    for (replay, at) in replays {
+    for (replay, at) in &h.replays {
         println!("  replayed as {replay} at {at}");
     }
     Ok(())

@@ -37,6 +37,17 @@ pub struct FileConfig {
     /// Deferral settings.
     #[serde(default)]
     pub deferral: DeferralConfig,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin API's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Environment variable holding the bearer token for `/admin/api`.
+    pub token_env: String,
 }
 
 /// HTTP client settings.
@@ -218,6 +229,8 @@ pub struct Config {
     pub sms_key: SecretString,
     /// Retry and deferral policies.
     pub policies: Policies,
+    /// Bearer token of the admin API (`None`: the API is not configured).
+    pub admin_token: Option<SecretString>,
 }
 
 impl Config {
@@ -352,7 +365,12 @@ impl Config {
         if let Some(secs) = file.deferral.max_age_secs {
             policies.defer_max_age = std::time::Duration::from_secs(secs);
         }
+        let admin_token = match &file.admin {
+            Some(admin) => Some(secret(&admin.token_env, "admin API bearer token")?),
+            None => None,
+        };
         Ok(Config {
+            admin_token,
             erp_key: secret(&file.erp.api_key_env, "ERP API key")?,
             erp_secret: secret(&file.erp.api_secret_env, "ERP API secret")?,
             sms_key: secret(&file.sms.api_key_env, "SMS API key")?,

@@ -229,6 +229,71 @@ pub async fn discard(deps: &Deps, job_id: Uuid, by: &str, dry_run: bool) -> Reso
     })
 }
 
+/// Everything the ledger knows about one job: who enqueued it, every run,
+/// its failure and its replays.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobHistory {
+    /// The job.
+    pub job: crate::ledger::jobs::JobRow,
+    /// Every delivery.
+    pub runs: Vec<crate::ledger::runs::RunRow>,
+    /// Its dead letter, if it failed.
+    pub failed: Option<dead_letters::DeadLetter>,
+    /// The failed job it replays.
+    pub replay_of: Option<Uuid>,
+    /// Jobs replaying it: (job id, enqueued at).
+    pub replays: Vec<(Uuid, chrono::DateTime<chrono::Utc>)>,
+}
+
+/// The history of `job_id`, or `None` if the ledger has no such job.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn history(db: &sqlx::PgPool, job_id: Uuid) -> sqlx::Result<Option<JobHistory>> {
+    let Some(job) = crate::ledger::jobs::get(db, job_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(JobHistory {
+        job,
+        runs: crate::ledger::runs::for_job(db, job_id).await?,
+        failed: dead_letters::get(db, job_id).await?,
+        replay_of: crate::ledger::jobs::replay_of(db, job_id).await?,
+        replays: dead_letters::replays_of(db, job_id).await?,
+    }))
+}
+
+/// The dead letters a bulk operation applies to: explicit ids, or every open
+/// one of a fingerprint, or every open one matching the filter (`all`).
+///
+/// # Errors
+/// Nothing was selected, or Postgres failed.
+pub async fn select(
+    db: &sqlx::PgPool,
+    ids: &[Uuid],
+    fingerprint: Option<&str>,
+    all: bool,
+    mut filter: dead_letters::Filter,
+) -> anyhow::Result<Vec<Uuid>> {
+    if !ids.is_empty() {
+        anyhow::ensure!(
+            fingerprint.is_none() && !all,
+            "name job ids, or a fingerprint, or all: not several"
+        );
+        return Ok(ids.to_vec());
+    }
+    anyhow::ensure!(
+        fingerprint.is_some() || all,
+        "name job ids, or use a fingerprint, or all"
+    );
+    filter.fingerprint = fingerprint.map(str::to_owned);
+    filter.include_resolved = false;
+    Ok(dead_letters::list(db, &filter, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|d| d.job_id)
+        .collect())
+}
+
 /// Counts of a bulk operation.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod failures;
+pub mod http;
 pub mod jobs;
 pub mod ledger;
 pub mod providers;

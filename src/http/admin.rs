@@ -1,0 +1,186 @@
+//! `/admin/api`: failed jobs, one job's history, replay and discard.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::failures::{self, Resolution, Summary};
+use crate::http::{require_admin, ApiError, AppState};
+use crate::ledger::dead_letters::{self, Filter};
+
+/// The admin routes, all behind the bearer token.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/jobs/failed", get(failed))
+        .route("/jobs/replay", post(replay))
+        .route("/jobs/discard", post(discard))
+        .route("/jobs/{id}", get(show))
+        .route_layer(from_fn_with_state(state, require_admin))
+}
+
+/// Filters, as query parameters or JSON fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterParams {
+    /// Job kind.
+    pub kind: Option<String>,
+    /// Store code.
+    pub store: Option<String>,
+    /// RFC 3339 time, or a duration back from now (`2h`, `3d`).
+    pub since: Option<String>,
+    /// Text in the message, class or order reference.
+    pub grep: Option<String>,
+    /// One fingerprint.
+    pub fingerprint: Option<String>,
+}
+
+impl FilterParams {
+    fn to_filter(&self) -> Result<Filter, ApiError> {
+        if let Some(kind) = &self.kind {
+            kind.parse::<crate::jobs::JobKind>()
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+        }
+        let since = match &self.since {
+            None => None,
+            Some(s) => Some(match humantime::parse_duration(s) {
+                Ok(d) => {
+                    chrono::Utc::now()
+                        - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+                }
+                Err(_) => chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| {
+                        ApiError(
+                            StatusCode::BAD_REQUEST,
+                            format!("since '{s}' is neither a duration (2h) nor an RFC 3339 time"),
+                        )
+                    })?
+                    .with_timezone(&chrono::Utc),
+            }),
+        };
+        Ok(Filter {
+            kind: self.kind.clone(),
+            store: self.store.clone(),
+            since,
+            grep: self.grep.clone(),
+            fingerprint: self.fingerprint.clone(),
+            include_resolved: false,
+        })
+    }
+}
+
+/// `GET /jobs/failed` query.
+#[derive(Debug, Deserialize)]
+pub struct FailedQuery {
+    /// Jobs instead of groups.
+    #[serde(default)]
+    pub ungrouped: bool,
+    /// Include resolved ones.
+    #[serde(default)]
+    pub resolved: bool,
+    /// At most this many jobs.
+    pub limit: Option<i64>,
+    /// Filters.
+    #[serde(flatten)]
+    pub filter: FilterParams,
+}
+
+async fn failed(
+    State(state): State<AppState>,
+    Query(q): Query<FailedQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut filter = q.filter.to_filter()?;
+    filter.include_resolved = q.resolved;
+    let db = &state.deps.db;
+    Ok(Json(if q.ungrouped {
+        serde_json::to_value(
+            dead_letters::list(db, &filter, q.limit.unwrap_or(200).clamp(1, 10_000)).await?,
+        )
+        .map_err(anyhow::Error::from)?
+    } else {
+        serde_json::to_value(dead_letters::groups(db, &filter).await?)
+            .map_err(anyhow::Error::from)?
+    }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<failures::JobHistory>, ApiError> {
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("'{id}' is not a job id")))?;
+    failures::history(&state.deps.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))
+}
+
+/// Body of replay and discard.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionBody {
+    /// Job ids.
+    #[serde(default)]
+    pub ids: Vec<Uuid>,
+    /// Every open failed job matching the filters.
+    #[serde(default)]
+    pub all: bool,
+    /// Change nothing; say what would happen.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Who asks (recorded with the resolution).
+    pub by: Option<String>,
+    /// Filters (with `all` or `fingerprint`).
+    #[serde(flatten)]
+    pub filter: FilterParams,
+}
+
+async fn resolve(
+    state: &AppState,
+    body: SelectionBody,
+    replay: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = body.filter.to_filter()?;
+    let ids = failures::select(
+        &state.deps.db,
+        &body.ids,
+        body.filter.fingerprint.as_deref(),
+        body.all,
+        filter,
+    )
+    .await
+    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    let by = format!("api:{}", body.by.as_deref().unwrap_or("admin"));
+    let mut summary = Summary::default();
+    let mut results: Vec<Resolution> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let r = if replay {
+            failures::replay(&state.deps, id, &by, body.dry_run).await
+        } else {
+            failures::discard(&state.deps, id, &by, body.dry_run).await
+        };
+        summary.add(&r);
+        results.push(r);
+    }
+    Ok(Json(
+        serde_json::json!({ "summary": summary, "results": results }),
+    ))
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Json(body): Json<SelectionBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    resolve(&state, body, true).await
+}
+
+async fn discard(
+    State(state): State<AppState>,
+    Json(body): Json<SelectionBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    resolve(&state, body, false).await
+}

@@ -1,0 +1,107 @@
+//! `ordersync api`: the HTTP side. Health, and the admin JSON API over the
+//! failed jobs (the same operations as `ordersync jobs ...`), behind a bearer
+//! token. Webhooks and the dashboard build on this router.
+
+pub mod admin;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::jobs::Deps;
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Connections and clients.
+    pub deps: Deps,
+    /// The admin bearer token.
+    pub admin_token: Arc<SecretString>,
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/admin/api", admin::routes(state.clone()))
+        .with_state(state)
+}
+
+/// A JSON error: `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = format!("{e:#}"), "admin API request failed");
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log".into(),
+        )
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        anyhow::Error::from(e).into()
+    }
+}
+
+/// Reject requests without `Authorization: Bearer <token>` (constant-time compare).
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = state.admin_token.expose_secret().as_bytes();
+    if presented.is_empty() || !bool::from(presented.as_bytes().ct_eq(expected)) {
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Serve `router(state)` on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// The server failed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
