@@ -23,6 +23,9 @@ struct WorkerCli {
     /// Tasks fetched per Redis round trip.
     #[arg(long, env = "ORDERSYNC_FETCH_BATCH", default_value_t = ordersync::queue::keys::DEFAULT_FETCH_BATCH)]
     fetch_batch: usize,
+    /// apalis workers (fetch/ack loops) per queue.
+    #[arg(long, env = "ORDERSYNC_FETCHERS", default_value_t = ordersync::worker::DEFAULT_FETCHERS)]
+    fetchers: usize,
     /// Postgres connections.
     #[arg(long, env = "ORDERSYNC_DB_POOL", default_value_t = 16)]
     db_pool: u32,
@@ -69,6 +72,7 @@ async fn run(cli: WorkerCli) -> anyhow::Result<()> {
             .collect::<HashMap<_, _>>();
     }
     options.fetch_batch = cli.fetch_batch;
+    options.fetchers = cli.fetchers;
     options.heartbeat = std::time::Duration::from_secs(cli.heartbeat_secs.max(1));
     options.missed_heartbeats = cli.missed_heartbeats;
     options.dead_letter_retention = cli.dead_letter_retention.into();

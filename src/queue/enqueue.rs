@@ -175,21 +175,18 @@ impl Enqueuer {
         Ok((all, report))
     }
 
-    /// Count a start of `envelope`'s delivery in its task's metadata and
-    /// return the count: more than one means an earlier delivery of the same
-    /// run started and its worker died (or never acked) before settling.
-    ///
-    /// # Errors
-    /// Redis failed.
-    pub async fn record_start(&self, envelope: &JobEnvelope) -> redis::RedisResult<u64> {
-        let keys = self.keys(envelope.kind);
-        let meta = format!("{}:{}", keys.config.job_meta_hash(), envelope.task_id());
-        redis::cmd("HINCRBY")
-            .arg(meta)
-            .arg("ordersync_starts")
-            .arg(1)
-            .query_async(&mut self.redis.clone())
-            .await
+    /// The Redis key of the metadata hash of `envelope`'s task.
+    pub fn meta_key(&self, envelope: &JobEnvelope) -> String {
+        format!(
+            "{}:{}",
+            self.keys(envelope.kind).config.job_meta_hash(),
+            envelope.task_id()
+        )
+    }
+
+    /// The connection this enqueuer pushes on.
+    pub fn connection(&self) -> ConnectionManager {
+        self.redis.clone()
     }
 
     /// Push deliveries (first runs, retries, deferrals) to Redis. Tasks with

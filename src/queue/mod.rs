@@ -12,6 +12,7 @@ pub mod enqueue;
 pub mod envelope;
 pub mod keys;
 pub mod promoter;
+pub mod starts;
 
 pub use backoff::RetryPolicy;
 pub use enqueue::{Enqueuer, NewJob};

@@ -14,6 +14,18 @@ use crate::ledger::runs::{RunOutcome, RunRecord, RunWriter};
 use crate::queue::JobEnvelope;
 use crate::worker::settle;
 
+/// The INFO span every logged line of a job carries.
+fn job_span(envelope: &JobEnvelope) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        job_id = %envelope.job_id,
+        kind = %envelope.kind,
+        store = %envelope.store,
+        order = envelope.order_ref.as_deref().unwrap_or(""),
+        attempt = envelope.attempt,
+    )
+}
+
 /// The dead letter of a delivery that ended the job in failure.
 fn dead_letter(
     envelope: &JobEnvelope,
@@ -62,6 +74,8 @@ pub struct Executor {
     pub runs: RunWriter,
     /// This process's worker name (in the ledger's `worker` column).
     pub worker: Arc<str>,
+    /// Counts delivery starts in Redis, in batches.
+    pub starts: crate::queue::starts::StartRecorder,
 }
 
 impl Executor {
@@ -75,7 +89,10 @@ impl Executor {
             Ok(envelope) => envelope,
             Err(error) => return self.reject_payload(payload, error, started_at).await,
         };
-        let span = tracing::info_span!(
+        // A DEBUG span around the whole delivery (near free when disabled:
+        // formatting five fields per job cost ~8% of no-op throughput); the
+        // INFO and WARN lines below enter an INFO span with the same fields.
+        let span = tracing::debug_span!(
             "job",
             job_id = %envelope.job_id,
             kind = %envelope.kind,
@@ -87,7 +104,9 @@ impl Executor {
             let result = match self.previous_delivery(&envelope).await {
                 PreviousDelivery::None => self.perform(&envelope).await,
                 PreviousDelivery::Settled => {
-                    tracing::info!("delivery already settled before its worker died; not running it again");
+                    job_span(&envelope).in_scope(|| {
+                        tracing::info!("delivery already settled before its worker died; not running it again")
+                    });
                     return;
                 }
                 PreviousDelivery::Died => Err(JobError::transient(
@@ -114,12 +133,19 @@ impl Executor {
                 .await;
             }
             let record = decision.run_record(&envelope, &self.worker, started_at, Utc::now());
-            match decision.outcome {
-                RunOutcome::Failed => tracing::warn!(class = ?decision.error_class, message = ?decision.message, "job failed"),
-                RunOutcome::Retry => tracing::info!(class = ?decision.error_class, message = ?decision.message, next_run_at = ?record.next_run_at, "job will retry"),
+            job_span(&envelope).in_scope(|| match decision.outcome {
+                RunOutcome::Failed => {
+                    tracing::warn!(class = ?decision.error_class, message = ?decision.message, "job failed")
+                }
+                RunOutcome::Retry => tracing::info!(
+                    class = ?decision.error_class,
+                    message = ?decision.message,
+                    next_run_at = ?record.next_run_at,
+                    "job will retry"
+                ),
                 RunOutcome::NotFound => tracing::warn!(message = ?decision.message, "order not found at the courier"),
                 _ => tracing::debug!(outcome = decision.outcome.as_str(), "job done"),
-            }
+            });
             self.commit(record).await;
         }
         .instrument(span)
@@ -149,10 +175,16 @@ impl Executor {
     /// (abort, out of memory) must use up its attempts and end failed, not
     /// be redelivered forever.
     async fn previous_delivery(&self, envelope: &JobEnvelope) -> PreviousDelivery {
-        let starts = match self.deps.enqueuer.record_start(envelope).await {
+        let starts = match self
+            .starts
+            .record(self.deps.enqueuer.meta_key(envelope))
+            .await
+        {
             Ok(n) => n,
             Err(error) => {
-                tracing::warn!(%error, "could not count the delivery's start; running it");
+                job_span(envelope).in_scope(
+                    || tracing::warn!(%error, "could not count the delivery's start; running it"),
+                );
                 return PreviousDelivery::None;
             }
         };

@@ -32,6 +32,8 @@ pub struct WorkerOptions {
     pub concurrency: HashMap<JobKind, usize>,
     /// Tasks fetched per round trip.
     pub fetch_batch: usize,
+    /// apalis workers (each with its own connection) per queue.
+    pub fetchers: usize,
     /// Fallback poll when no pub/sub wake-up arrives (an idle worker
     /// normally wakes on the push's PUBLISH within a millisecond or two).
     pub poll_interval: Duration,
@@ -54,6 +56,7 @@ impl WorkerOptions {
             kinds: registry::default_kinds(),
             concurrency: HashMap::new(),
             fetch_batch: DEFAULT_FETCH_BATCH,
+            fetchers: DEFAULT_FETCHERS,
             poll_interval: Duration::from_millis(200),
             heartbeat: crate::queue::keys::HEARTBEAT_INTERVAL,
             missed_heartbeats: crate::queue::keys::MISSED_HEARTBEATS,
@@ -70,6 +73,9 @@ impl WorkerOptions {
             .max(1)
     }
 }
+
+/// apalis workers per queue in one process, by default.
+pub const DEFAULT_FETCHERS: usize = 2;
 
 /// Default retention of failed-job records.
 pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -99,10 +105,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = redis::Client::open(options.redis_url.as_str()).context("invalid Redis URL")?;
     let namespace = deps.enqueuer.namespace().to_owned();
+    let starts = crate::queue::starts::StartRecorder::start(
+        client
+            .get_connection_manager()
+            .await
+            .context("connecting to Redis")?,
+    );
     let executor = Arc::new(Executor {
         deps,
         runs,
         worker: options.name.as_str().into(),
+        starts,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -131,17 +144,22 @@ pub async fn run(
 
     tracing::info!(worker = %options.name, %namespace, kinds = ?options.kinds, "worker starting");
     let mut queue_tasks = Vec::new();
-    for k in keys {
-        let kind = options.kinds[queue_tasks.len()];
-        queue_tasks.push(tokio::spawn(supervise_queue(
-            client.clone(),
-            k,
-            options.concurrency_of(kind),
-            options.poll_interval,
-            format!("{}-{}", options.name, kind.as_str()),
-            executor.clone(),
-            stop_rx.clone(),
-        )));
+    for (k, kind) in keys.into_iter().zip(&options.kinds) {
+        // apalis runs fetch and ack strictly one after the other per worker;
+        // several fetchers per queue overlap those round trips.
+        let fetchers = options.fetchers.max(1);
+        let concurrency = options.concurrency_of(*kind).div_ceil(fetchers);
+        for fetcher in 0..fetchers {
+            queue_tasks.push(tokio::spawn(supervise_queue(
+                client.clone(),
+                k.clone(),
+                concurrency,
+                options.poll_interval,
+                format!("{}-{}-{fetcher}", options.name, kind.as_str()),
+                executor.clone(),
+                stop_rx.clone(),
+            )));
+        }
     }
     shutdown.await;
     tracing::info!(worker = %options.name, "shutdown requested: finishing in-flight jobs");

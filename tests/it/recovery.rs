@@ -92,19 +92,26 @@ async fn a_crashed_workers_jobs_are_back_within_60_seconds() {
     kill9(&mut doomed);
     let killed_at = Instant::now();
     let mut survivor = app.spawn_worker_process(&[JobKind::Noop]);
+    // The survivor re-enqueues the dead worker's in-flight jobs, sees that each
+    // had started, and records that attempt as died with its worker.
     let back = app
-        .eventually("the dead worker's jobs to be re-enqueued", || {
-            let mut conn = conn.clone();
-            let ns = app.namespace.clone();
-            async move {
-                let d = ordersync::queue::depth::depth(&mut conn, &ns, JobKind::Noop)
-                    .await
-                    .unwrap();
-                (d.in_flight + d.pending == 20 && d.workers == 1).then_some(killed_at.elapsed())
-            }
+        .eventually("the dead worker's jobs to be redelivered", || async {
+            let died: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM job_runs WHERE error_class = 'worker_died'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            (died == 20).then(|| killed_at.elapsed())
         })
         .await;
-    assert!(back < Duration::from_secs(60), "re-enqueued after {back:?}");
+    assert!(back < Duration::from_secs(60), "redelivered after {back:?}");
+    let retried: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE outcome = 'retry' AND attempt = 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(retried, 20, "each job keeps its remaining attempts");
     kill9(&mut survivor);
     assert_eq!(ids.len(), 20);
     app.cleanup().await;
