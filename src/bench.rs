@@ -109,10 +109,8 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     )?;
     let deadline = Instant::now() + Duration::from_secs(600);
     wait_for_runs(&deps.db, args.jobs as i64, deadline).await?;
-    let (first_start, last_end): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) =
-        sqlx::query_as("SELECT min(started_at), max(finished_at) FROM job_runs")
-            .fetch_one(&deps.db)
-            .await?;
+    let (_, first_start, last_end) = crate::ledger::runs::totals(&deps.db).await?;
+    let (first_start, last_end) = first_start.zip(last_end).context("no runs recorded")?;
     let consume_secs = (last_end - first_start)
         .to_std()
         .unwrap_or_default()
@@ -308,9 +306,7 @@ async fn pipeline(
 
 async fn wait_for_runs(db: &PgPool, expected: i64, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM job_runs")
-            .fetch_one(db)
-            .await?;
+        let (done, _, _) = crate::ledger::runs::totals(db).await?;
         if done >= expected {
             return Ok(());
         }
@@ -328,12 +324,7 @@ async fn wait_for_start(
     deadline: Instant,
 ) -> anyhow::Result<chrono::DateTime<Utc>> {
     loop {
-        let started: Option<chrono::DateTime<Utc>> =
-            sqlx::query_scalar("SELECT started_at FROM job_runs WHERE job_id = $1")
-                .bind(job_id)
-                .fetch_optional(db)
-                .await?;
-        if let Some(t) = started {
+        if let Some(t) = crate::ledger::runs::first_start(db, job_id).await? {
             return Ok(t);
         }
         anyhow::ensure!(

@@ -158,14 +158,7 @@ async fn replay_inner(
         return Ok(Resolution::WouldResolve { job_id });
     }
     let mut tx = deps.db.begin().await?;
-    // The row lock makes two concurrent replays of one dead letter enqueue once.
-    let locked: Option<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT payload FROM dead_letters WHERE job_id = $1 AND resolution IS NULL FOR UPDATE",
-    )
-    .bind(job_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((payload,)) = locked else {
+    let Some(payload) = dead_letters::lock_open(&mut tx, job_id).await? else {
         let reason = blocked(deps, job_id)
             .await?
             .unwrap_or_else(|| "resolved meanwhile".into());
@@ -183,15 +176,7 @@ async fn replay_inner(
         ..failed
     };
     crate::ledger::jobs::insert(&mut *tx, deps.enqueuer.namespace(), &[&envelope]).await?;
-    sqlx::query(
-        "UPDATE dead_letters SET resolution = 'replayed', resolved_at = now(), resolved_by = $3, replayed_as = $2
-         WHERE job_id = $1",
-    )
-    .bind(job_id)
-    .bind(envelope.job_id)
-    .bind(by)
-    .execute(&mut *tx)
-    .await?;
+    dead_letters::mark_replayed(&mut *tx, job_id, envelope.job_id, by).await?;
     // Push before committing: if Redis refuses, the transaction rolls back and
     // the dead letter stays open for the next replay.
     deps.enqueuer.push(&[(envelope.clone(), None)]).await?;

@@ -206,8 +206,8 @@ pub async fn get(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<DeadLetter>
 ///
 /// # Errors
 /// Postgres failed.
-pub async fn mark_replayed(
-    pool: &PgPool,
+pub async fn mark_replayed<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     job_id: Uuid,
     new_job: Uuid,
     by: &str,
@@ -219,9 +219,27 @@ pub async fn mark_replayed(
     .bind(job_id)
     .bind(new_job)
     .bind(by)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Lock open dead letter `job_id` for the rest of `tx` and return its
+/// payload; `None` when it is resolved or unknown. Two concurrent replays of
+/// one dead letter serialize here, so it is enqueued once.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn lock_open(
+    tx: &mut sqlx::PgConnection,
+    job_id: Uuid,
+) -> sqlx::Result<Option<serde_json::Value>> {
+    sqlx::query_scalar(
+        "SELECT payload FROM dead_letters WHERE job_id = $1 AND resolution IS NULL FOR UPDATE",
+    )
+    .bind(job_id)
+    .fetch_optional(tx)
+    .await
 }
 
 /// Mark `job_id` discarded by `by`, unless already resolved. Returns whether

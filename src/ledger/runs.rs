@@ -269,3 +269,26 @@ pub async fn exists(pool: &PgPool, job_id: Uuid, run: u32) -> sqlx::Result<bool>
         .fetch_one(pool)
         .await
 }
+
+/// Rows in `job_runs`, and the first start and last finish among them.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn totals(
+    pool: &PgPool,
+) -> sqlx::Result<(i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    sqlx::query_as("SELECT count(*), min(started_at), max(finished_at) FROM job_runs")
+        .fetch_one(pool)
+        .await
+}
+
+/// When delivery 1 of `job_id` started, once its row exists.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn first_start(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT started_at FROM job_runs WHERE job_id = $1 AND run = 1")
+        .bind(job_id)
+        .fetch_optional(pool)
+        .await
+}
