@@ -92,6 +92,8 @@ pub struct Enqueuer {
     db: PgPool,
     namespace: Arc<str>,
     policies: Arc<Policies>,
+    /// Key names per kind, built once: they are needed on every delivery.
+    keys: Arc<std::collections::HashMap<JobKind, QueueKeys>>,
 }
 
 impl std::fmt::Debug for Enqueuer {
@@ -110,11 +112,21 @@ impl Enqueuer {
         namespace: &str,
         policies: Arc<Policies>,
     ) -> Self {
+        let keys = JobKind::ALL
+            .into_iter()
+            .map(|kind| {
+                (
+                    kind,
+                    QueueKeys::new(namespace, kind, crate::queue::keys::DEFAULT_FETCH_BATCH),
+                )
+            })
+            .collect();
         Self {
             redis,
             db,
             namespace: namespace.into(),
             policies,
+            keys: Arc::new(keys),
         }
     }
 
@@ -124,12 +136,8 @@ impl Enqueuer {
     }
 
     /// Keys of one kind's queue.
-    pub fn keys(&self, kind: JobKind) -> QueueKeys {
-        QueueKeys::new(
-            &self.namespace,
-            kind,
-            crate::queue::keys::DEFAULT_FETCH_BATCH,
-        )
+    pub fn keys(&self, kind: JobKind) -> &QueueKeys {
+        &self.keys[&kind]
     }
 
     /// Record `jobs` in the ledger as enqueued by `source`, then push them.
