@@ -284,10 +284,7 @@ async fn api(g: &GlobalArgs, listen: std::net::SocketAddr) -> anyhow::Result<()>
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%listen, "API listening");
-    let state = crate::http::AppState {
-        deps,
-        admin_token: std::sync::Arc::new(token),
-    };
+    let state = crate::http::AppState::new(deps, &config, token);
     crate::http::serve(listener, state, crate::startup::shutdown_signal()).await
 }
 

@@ -152,6 +152,10 @@ pub struct StoreConfig {
     pub shop_key_env: String,
     /// Environment variable holding the consumer secret.
     pub shop_secret_env: String,
+    /// Environment variable holding the WooCommerce webhook secret (the
+    /// store's webhooks are refused without one).
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -193,6 +197,8 @@ pub struct Store {
     pub shop_key: SecretString,
     /// Consumer secret.
     pub shop_secret: SecretString,
+    /// Webhook signing secret.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// A courier account with its key.
@@ -338,6 +344,13 @@ impl Config {
                     &store.shop_secret_env,
                     &format!("store {} shop consumer secret", store.code),
                 )?,
+                webhook_secret: match &store.webhook_secret_env {
+                    Some(var) => Some(secret(
+                        var,
+                        &format!("store {} webhook secret", store.code),
+                    )?),
+                    None => None,
+                },
             });
         }
         let mut policies = Policies::default();

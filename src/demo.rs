@@ -125,10 +125,15 @@ pub fn config_for(sim: &SimHandle, extra: &str) -> (String, Vec<(String, String)
     for store in &config.stores {
         let key_var = format!("SIM_SHOP_{}_KEY", store.code);
         let secret_var = format!("SIM_SHOP_{}_SECRET", store.code);
+        let webhook_var = format!("SIM_SHOP_{}_WEBHOOK_SECRET", store.code);
         secrets.push((key_var.clone(), store.shop_consumer_key.clone()));
         secrets.push((secret_var.clone(), store.shop_consumer_secret.clone()));
+        secrets.push((
+            webhook_var.clone(),
+            format!("whsec_demo_{}", store.code.to_lowercase()),
+        ));
         toml.push_str(&format!(
-            "[[stores]]\ncode = \"{}\"\nshop_url = \"{}\"\nshop_key_env = \"{key_var}\"\nshop_secret_env = \"{secret_var}\"\n\n",
+            "[[stores]]\ncode = \"{}\"\nshop_url = \"{}\"\nshop_key_env = \"{key_var}\"\nshop_secret_env = \"{secret_var}\"\nwebhook_secret_env = \"{webhook_var}\"\n\n",
             store.code,
             sim.shop_url(&store.code)
         ));

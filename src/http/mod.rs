@@ -3,6 +3,7 @@
 //! token. Webhooks and the dashboard build on this router.
 
 pub mod admin;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -24,12 +25,38 @@ pub struct AppState {
     pub deps: Deps,
     /// The admin bearer token.
     pub admin_token: Arc<SecretString>,
+    /// Known stores and their webhook secrets.
+    pub webhook_secrets: Arc<std::collections::HashMap<String, Option<SecretString>>>,
+    /// Largest webhook body accepted.
+    pub webhook_body_limit: usize,
+}
+
+impl AppState {
+    /// State for `config`'s stores.
+    pub fn new(deps: Deps, config: &crate::config::Config, admin_token: SecretString) -> Self {
+        Self {
+            deps,
+            admin_token: Arc::new(admin_token),
+            webhook_secrets: Arc::new(
+                config
+                    .stores
+                    .iter()
+                    .map(|s| (s.code.clone(), s.webhook_secret.clone()))
+                    .collect(),
+            ),
+            webhook_body_limit: webhooks::DEFAULT_BODY_LIMIT,
+        }
+    }
 }
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/webhooks/woocommerce/{store}",
+            axum::routing::post(webhooks::woocommerce),
+        )
         .nest("/admin/api", admin::routes(state.clone()))
         .with_state(state)
 }

@@ -11,6 +11,7 @@ pub mod orders;
 pub mod runs;
 pub mod sms;
 pub mod summary;
+pub mod webhooks;
 
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

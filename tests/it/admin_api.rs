@@ -1,7 +1,5 @@
 //! The admin JSON API over failed jobs, behind its bearer token.
 
-use std::sync::Arc;
-
 use ordersync::jobs::JobKind;
 use ordersync::queue::NewJob;
 use secrecy::SecretString;
@@ -14,10 +12,8 @@ const TOKEN: &str = "test-admin-token";
 async fn serve(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = ordersync::http::AppState {
-        deps: app.deps.clone(),
-        admin_token: Arc::new(SecretString::from(TOKEN)),
-    };
+    let state =
+        ordersync::http::AppState::new(app.deps.clone(), &app.config, SecretString::from(TOKEN));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ordersync::http::serve(listener, state, async {
         let _ = rx.await;

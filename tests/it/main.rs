@@ -11,3 +11,4 @@ mod helpers;
 mod pipeline;
 mod queue;
 mod recovery;
+mod webhooks;
