@@ -19,6 +19,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/jobs/replay", post(replay))
         .route("/jobs/discard", post(discard))
         .route("/jobs/{id}", get(show))
+        .route("/sync", post(sync))
         .route_layer(from_fn_with_state(state, require_admin))
 }
 
@@ -183,4 +184,67 @@ async fn discard(
     Json(body): Json<SelectionBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     resolve(&state, body, false).await
+}
+
+/// Body of `POST /sync`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBody {
+    /// Store code.
+    pub store: String,
+    /// Job kind.
+    pub kind: String,
+    /// Order reference, for per-order kinds.
+    pub order: Option<String>,
+}
+
+/// `POST /sync`: enqueue one job now (source `admin`).
+async fn sync(
+    State(state): State<AppState>,
+    Json(body): Json<SyncBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let kind: crate::jobs::JobKind = body
+        .kind
+        .parse()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    if !state.webhook_secrets.contains_key(&body.store) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown store '{}'", body.store),
+        ));
+    }
+    if matches!(
+        kind,
+        crate::jobs::JobKind::SendSms | crate::jobs::JobKind::Noop
+    ) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{kind} jobs are not enqueued by hand"),
+        ));
+    }
+    let job = match (kind.is_per_order(), &body.order) {
+        (true, Some(order)) => crate::queue::NewJob::for_order(kind, &body.store, order),
+        (true, None) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("{kind} is a per-order job: give \"order\""),
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("{kind} is a per-store job: \"order\" does not apply"),
+            ));
+        }
+        (false, None) => crate::queue::NewJob::for_store(kind, &body.store),
+    };
+    let (envelopes, _) = state
+        .deps
+        .enqueuer
+        .enqueue(crate::queue::Source::Admin, vec![job])
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "job_id": envelopes[0].job_id, "kind": kind })),
+    ))
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub webhook_secrets: Arc<std::collections::HashMap<String, Option<SecretString>>>,
     /// Largest webhook body accepted.
     pub webhook_body_limit: usize,
+    /// Courier account name -> the stores it serves.
+    pub courier_accounts: Arc<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl AppState {
@@ -45,6 +47,13 @@ impl AppState {
                     .collect(),
             ),
             webhook_body_limit: webhooks::DEFAULT_BODY_LIMIT,
+            courier_accounts: Arc::new(
+                config
+                    .courier_accounts
+                    .iter()
+                    .map(|a| (a.name.clone(), a.stores.clone()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -56,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/woocommerce/{store}",
             axum::routing::post(webhooks::woocommerce),
+        )
+        .route(
+            "/webhooks/courier/{account}",
+            axum::routing::post(webhooks::courier),
         )
         .nest("/admin/api", admin::routes(state.clone()))
         .with_state(state)

@@ -147,6 +147,99 @@ pub async fn woocommerce(
     }
 }
 
+/// `POST /webhooks/courier/{account}`: a Maystro status change enqueues
+/// `refresh_status` for the matching order, which then asks the courier
+/// with the store's own key (so a forged call can only cause a poll). The
+/// body is `{"event":"OrderStatusChanged","payload":{"external_order_id",
+/// "status","display_id_order"}}`, plain or base64-encoded (once or twice,
+/// as reported; UNCONFIRMED).
+pub async fn courier(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Some(stores) = state.courier_accounts.get(&account) else {
+        return Err(bad(
+            StatusCode::NOT_FOUND,
+            format!("unknown courier account '{account}'"),
+        ));
+    };
+    let body = axum::body::to_bytes(body, state.webhook_body_limit)
+        .await
+        .map_err(|_| {
+            bad(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than {} bytes", state.webhook_body_limit),
+            )
+        })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.is_empty()
+        && !content_type.starts_with("application/json")
+        && !content_type.starts_with("text/plain")
+    {
+        return Err(bad(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type application/json, got '{content_type}'"),
+        ));
+    }
+    let event = decode_courier_event(&body).map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
+    let reference = event
+        .pointer("/payload/external_order_id")
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+        })
+        .ok_or_else(|| {
+            bad(
+                StatusCode::BAD_REQUEST,
+                "missing field `payload.external_order_id`",
+            )
+        })?;
+    let order = crate::ledger::orders::by_reference(&state.deps.db, &reference).await?;
+    let Some(order) = order.filter(|o| stores.contains(&o.store)) else {
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({ "matched": false, "order": reference })),
+        ));
+    };
+    let job = NewJob::for_order(JobKind::RefreshStatus, &order.store, &order.reference);
+    let (envelopes, _) = state
+        .deps
+        .enqueuer
+        .enqueue(Source::Webhook, vec![job])
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "matched": true, "job_id": envelopes[0].job_id })),
+    ))
+}
+
+/// A courier event: JSON, or JSON base64-encoded once or twice.
+fn decode_courier_event(body: &[u8]) -> Result<serde_json::Value, String> {
+    let mut bytes = body.to_vec();
+    for _ in 0..3 {
+        if let Ok(value @ serde_json::Value::Object(_)) =
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            return Ok(value);
+        }
+        let text = String::from_utf8_lossy(&bytes)
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
+            Ok(decoded) => bytes = decoded,
+            Err(_) => break,
+        }
+    }
+    Err("body is neither a JSON object nor base64 of one".into())
+}
+
 /// Upsert the order and enqueue what follows it.
 async fn accept(
     state: &AppState,
@@ -181,6 +274,18 @@ async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn courier_events_decode_plain_or_base64_once_or_twice() {
+        let event = br#"{"event":"OrderStatusChanged","payload":{"external_order_id":"ALPH-1001","status":41}}"#;
+        let once = base64::engine::general_purpose::STANDARD.encode(event);
+        let twice = base64::engine::general_purpose::STANDARD.encode(&once);
+        for body in [event.to_vec(), once.into_bytes(), twice.into_bytes()] {
+            let v = decode_courier_event(&body).unwrap();
+            assert_eq!(v["payload"]["external_order_id"], "ALPH-1001");
+        }
+        assert!(decode_courier_event(b"%%%").is_err());
+    }
 
     #[test]
     fn signatures_are_base64_hmac_sha256_of_the_raw_body() {

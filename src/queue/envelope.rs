@@ -20,6 +20,8 @@ pub enum Source {
     Webhook,
     /// An operator on the command line.
     Cli,
+    /// An operator through the admin API.
+    Admin,
     /// A replay of a failed job.
     Replay,
     /// `just demo`.
@@ -37,6 +39,7 @@ impl Source {
             Source::Scheduler => "scheduler",
             Source::Webhook => "webhook",
             Source::Cli => "cli",
+            Source::Admin => "admin",
             Source::Replay => "replay",
             Source::Demo => "demo",
             Source::Bench => "bench",

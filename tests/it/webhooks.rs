@@ -241,3 +241,127 @@ async fn the_unsigned_ping_gets_exactly_200() {
     assert_eq!(kinds, vec!["create_invoice", "refresh_status"]);
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_courier_status_webhook_refreshes_the_matching_order() {
+    let mut app = TestApp::spawn(two_stores(5)).await;
+    app.start_worker(&[]);
+    app.import_and_track().await;
+    let (base, _stop) = serve(&app).await;
+    let reference: String = sqlx::query_scalar(
+        "SELECT reference FROM orders WHERE store = 'BETA' AND courier_order_id IS NOT NULL
+          AND status NOT IN ('delivered', 'cancelled', 'returned') LIMIT 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let event = json!({"event": "OrderStatusChanged", "payload": {"external_order_id": reference, "status": 41}});
+    let body =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event).unwrap());
+    let (status, reply) = post_to(&base, "courier/primary", body.as_bytes(), "text/plain").await;
+    assert_eq!(status, 202, "{reply}");
+    let job: uuid::Uuid = reply["job_id"].as_str().unwrap().parse().unwrap();
+    let runs = app.wait_final(job).await;
+    assert_eq!(runs.last().unwrap().outcome, "succeeded");
+    // ALPH's account does not serve BETA's orders.
+    let (status, reply) = post_to(
+        &base,
+        "courier/alph",
+        serde_json::to_vec(&event).unwrap().as_slice(),
+        "application/json",
+    )
+    .await;
+    assert_eq!((status, reply["matched"].clone()), (200, json!(false)));
+    let (status, reply) = post_to(&base, "courier/nobody", b"{}", "application/json").await;
+    assert_eq!(status, 404, "{reply}");
+    let (status, reply) = post_to(
+        &base,
+        "courier/primary",
+        br#"{"event":"OrderStatusChanged","payload":{}}"#,
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(reply["error"]
+        .as_str()
+        .unwrap()
+        .contains("payload.external_order_id"));
+    app.cleanup().await;
+}
+
+async fn post_to(base: &str, path: &str, body: &[u8], content_type: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/webhooks/{path}"))
+        .header("content-type", content_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_sync_trigger_enqueues_with_source_admin() {
+    let mut app = TestApp::spawn(two_stores(3)).await;
+    app.start_worker(&[]);
+    let (base, _stop) = serve(&app).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/admin/api/sync");
+    let unauthorized = http
+        .post(&url)
+        .json(&json!({"store": "ALPH", "kind": "import_orders"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let reply: Value = http
+        .post(&url)
+        .bearer_auth("admin")
+        .json(&json!({"store": "ALPH", "kind": "import_orders"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job: uuid::Uuid = reply["job_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        app.wait_final(job).await.last().unwrap().outcome,
+        "succeeded"
+    );
+    let source: String = sqlx::query_scalar("SELECT source FROM jobs WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(source, "admin");
+    for (body, status, needle) in [
+        (
+            json!({"store": "NOPE", "kind": "import_orders"}),
+            404,
+            "unknown store 'NOPE'",
+        ),
+        (
+            json!({"store": "ALPH", "kind": "fax"}),
+            400,
+            "unknown job kind 'fax'",
+        ),
+        (
+            json!({"store": "ALPH", "kind": "refresh_status"}),
+            400,
+            "per-order job",
+        ),
+    ] {
+        let resp = http
+            .post(&url)
+            .bearer_auth("admin")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        assert!(resp.text().await.unwrap().contains(needle), "{needle}");
+    }
+    app.cleanup().await;
+}
