@@ -122,6 +122,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the periodic scheduler until SIGTERM (safe with several replicas).
+    Scheduler,
     /// Serve the HTTP API (health, admin API) until SIGTERM.
     Api {
         /// Address to listen on.
@@ -267,6 +269,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Api { listen } => api(g, listen).await,
+        Command::Scheduler => {
+            let config = g.load_config()?;
+            let deps = crate::startup::build(&g.settings(), &config, 4).await?;
+            let stores = config.stores.iter().map(|s| s.code.clone()).collect();
+            let entries = crate::scheduler::entries(&config.schedule)?;
+            for e in &entries {
+                tracing::info!(kind = %e.kind, schedule = %e.schedule, "scheduled");
+            }
+            crate::scheduler::run(deps, stores, entries, crate::startup::shutdown_signal()).await
+        }
         Command::Simulate(args) => crate::demo::simulate(args).await,
         Command::Demo(args) => crate::demo::run(g, args).await,
         Command::Bench(args) => crate::bench::run(g, args).await,

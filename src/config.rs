@@ -40,6 +40,10 @@ pub struct FileConfig {
     /// The admin API.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// Scheduler cron expressions by kind (with seconds), overriding the
+    /// defaults; `"off"` disables a kind.
+    #[serde(default)]
+    pub schedule: BTreeMap<String, String>,
 }
 
 /// The admin API's settings.
@@ -237,6 +241,8 @@ pub struct Config {
     pub policies: Policies,
     /// Bearer token of the admin API (`None`: the API is not configured).
     pub admin_token: Option<SecretString>,
+    /// The scheduler's (kind, cron expression) pairs.
+    pub schedule: Vec<(JobKind, String)>,
 }
 
 impl Config {
@@ -378,11 +384,26 @@ impl Config {
         if let Some(secs) = file.deferral.max_age_secs {
             policies.defer_max_age = std::time::Duration::from_secs(secs);
         }
+        let mut schedule: Vec<(JobKind, String)> = crate::scheduler::DEFAULTS
+            .iter()
+            .map(|(k, s)| (*k, (*s).to_owned()))
+            .collect();
+        for (name, expr) in &file.schedule {
+            let kind: JobKind = name
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("[schedule] {name}: {e}"))?;
+            schedule.retain(|(k, _)| *k != kind);
+            if expr != "off" {
+                schedule.push((kind, expr.clone()));
+            }
+        }
+        crate::scheduler::entries(&schedule)?;
         let admin_token = match &file.admin {
             Some(admin) => Some(secret(&admin.token_env, "admin API bearer token")?),
             None => None,
         };
         Ok(Config {
+            schedule,
             admin_token,
             erp_key: secret(&file.erp.api_key_env, "ERP API key")?,
             erp_secret: secret(&file.erp.api_secret_env, "ERP API secret")?,

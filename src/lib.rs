@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod providers;
 pub mod queue;
+pub mod scheduler;
 pub mod simulator;
 pub mod startup;
 pub mod telemetry;

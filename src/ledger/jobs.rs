@@ -128,3 +128,54 @@ pub async fn replay_of(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<Uuid>
         .await
         .map(Option::flatten)
 }
+
+/// Whether a `kind` job of `store` (and `order_ref`, if given) has not
+/// finished: no run yet, or its latest run is a retry or deferral.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn has_unfinished(
+    pool: &PgPool,
+    kind: &str,
+    store: &str,
+    order_ref: Option<&str>,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM jobs j
+             WHERE j.kind = $1 AND j.store = $2 AND ($3::text IS NULL OR j.order_ref = $3)
+               AND COALESCE((SELECT r.outcome FROM job_runs r WHERE r.job_id = j.job_id ORDER BY r.run DESC LIMIT 1),
+                            'queued') IN ('queued', 'retry', 'deferred'))",
+    )
+    .bind(kind)
+    .bind(store)
+    .bind(order_ref)
+    .fetch_one(pool)
+    .await
+}
+
+/// The references among `refs` with no unfinished `kind` job.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn without_unfinished(
+    pool: &PgPool,
+    kind: &str,
+    refs: &[String],
+) -> sqlx::Result<Vec<String>> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "SELECT r.reference FROM UNNEST($2::text[]) AS r(reference)
+         WHERE NOT EXISTS (
+             SELECT 1 FROM jobs j
+             WHERE j.kind = $1 AND j.order_ref = r.reference
+               AND COALESCE((SELECT x.outcome FROM job_runs x WHERE x.job_id = j.job_id ORDER BY x.run DESC LIMIT 1),
+                            'queued') IN ('queued', 'retry', 'deferred'))",
+    )
+    .bind(kind)
+    .bind(refs)
+    .fetch_all(pool)
+    .await
+}

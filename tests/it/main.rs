@@ -11,4 +11,5 @@ mod helpers;
 mod pipeline;
 mod queue;
 mod recovery;
+mod scheduler;
 mod webhooks;

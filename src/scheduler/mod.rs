@@ -1,0 +1,294 @@
+//! `ordersync scheduler`: the periodic producer. Per store and per kind, on
+//! cron schedules, it enqueues the work the field reports ran by hand:
+//! imports, full tracking syncs, status polls of tracked orders that are not
+//! final (spread over the interval), and invoices for payable orders.
+//!
+//! Safe with several replicas: each (kind, store, tick) is claimed with
+//! `SET NX` in Redis before anything is enqueued, so two schedulers enqueue
+//! each tick once. A per-store job is not enqueued again while the previous
+//! one for that store is still pending or running. One store's failure (a
+//! revoked key, a database error) is logged and never holds back the others.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+
+use crate::jobs::create_invoice::{AWAITING_PAYMENT, PAYABLE_STATUSES};
+use crate::jobs::status::NormalizedStatus;
+use crate::jobs::{Deps, JobKind};
+use crate::queue::{NewJob, Source};
+
+/// One kind's schedule.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What it enqueues.
+    pub kind: JobKind,
+    /// When (cron with seconds: `sec min hour day month weekday`).
+    pub schedule: cron::Schedule,
+}
+
+/// The default schedules (domain.md): invoices every 2 minutes, status polls
+/// of providers without webhooks every 5, imports every 2 (new orders feed
+/// the invoices), and a full tracking sync every 6 hours.
+pub const DEFAULTS: [(JobKind, &str); 4] = [
+    (JobKind::ImportOrders, "0 */2 * * * *"),
+    (JobKind::CreateInvoice, "30 */2 * * * *"),
+    (JobKind::RefreshStatus, "0 */5 * * * *"),
+    (JobKind::FetchTracking, "0 0 */6 * * *"),
+];
+
+/// Parse `(kind, cron)` pairs.
+///
+/// # Errors
+/// A cron expression does not parse (named with its kind).
+pub fn entries(specs: &[(JobKind, String)]) -> anyhow::Result<Vec<Entry>> {
+    specs
+        .iter()
+        .map(|(kind, expr)| {
+            let schedule = cron::Schedule::from_str(expr).map_err(|e| {
+                anyhow::anyhow!("schedule of {kind} '{expr}' is not a cron expression: {e}")
+            })?;
+            Ok(Entry {
+                kind: *kind,
+                schedule,
+            })
+        })
+        .collect()
+}
+
+/// Run the scheduler for `stores` until `shutdown` resolves. The upcoming
+/// tick of every entry runs at once on start (claimed under its own time,
+/// so a replica, or this one when the time comes, does not repeat it).
+///
+/// # Errors
+/// Redis is unreachable at start-up.
+pub async fn run(
+    deps: Deps,
+    stores: Vec<String>,
+    entries: Vec<Entry>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let mut conn = deps.enqueuer.connection();
+    let mut next: Vec<DateTime<Utc>> = entries
+        .iter()
+        .map(|e| {
+            e.schedule
+                .upcoming(Utc)
+                .next()
+                .context("a schedule with no upcoming time")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for (entry, tick) in entries.iter().zip(&next) {
+        tick_once(&deps, &mut conn, &stores, entry, *tick).await;
+    }
+    for (entry, tick) in entries.iter().zip(next.iter_mut()) {
+        *tick = following(entry, *tick);
+    }
+    tokio::pin!(shutdown);
+    loop {
+        let (index, due) = next
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, t)| **t)
+            .map(|(i, t)| (i, *t))
+            .context("no schedules")?;
+        let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+        tick_once(&deps, &mut conn, &stores, &entries[index], due).await;
+        next[index] = following(&entries[index], due);
+    }
+}
+
+fn following(entry: &Entry, after: DateTime<Utc>) -> DateTime<Utc> {
+    entry
+        .schedule
+        .after(&after)
+        .next()
+        .unwrap_or(after + chrono::Duration::days(365))
+}
+
+/// Enqueue one tick of `entry` for every store; one log line per store.
+pub async fn tick_once(
+    deps: &Deps,
+    conn: &mut ConnectionManager,
+    stores: &[String],
+    entry: &Entry,
+    tick: DateTime<Utc>,
+) {
+    let interval = (following(entry, tick) - tick)
+        .to_std()
+        .unwrap_or(Duration::from_secs(60));
+    for store in stores {
+        match tick_store(deps, conn, store, entry.kind, tick, interval).await {
+            Ok(TickResult::Enqueued(n)) => {
+                tracing::info!(kind = %entry.kind, %store, %tick, enqueued = n, "scheduler tick")
+            }
+            Ok(TickResult::Skipped(why)) => {
+                tracing::info!(kind = %entry.kind, %store, %tick, skipped = why, "scheduler tick")
+            }
+            Err(error) => {
+                tracing::warn!(kind = %entry.kind, %store, %tick, error = format!("{error:#}"), "scheduler tick failed")
+            }
+        }
+    }
+}
+
+/// What one (kind, store, tick) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickResult {
+    /// Jobs enqueued.
+    Enqueued(usize),
+    /// Nothing, and why.
+    Skipped(&'static str),
+}
+
+/// One (kind, store, tick).
+///
+/// # Errors
+/// Redis or Postgres failed.
+pub async fn tick_store(
+    deps: &Deps,
+    conn: &mut ConnectionManager,
+    store: &str,
+    kind: JobKind,
+    tick: DateTime<Utc>,
+    interval: Duration,
+) -> anyhow::Result<TickResult> {
+    let claim = format!(
+        "{}:scheduler:{}:{store}:{}",
+        deps.enqueuer.namespace(),
+        kind.as_str(),
+        tick.timestamp()
+    );
+    let claimed: bool = redis::cmd("SET")
+        .arg(&claim)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(7 * 24 * 3600)
+        .query_async::<Option<String>>(conn)
+        .await?
+        .is_some();
+    if !claimed {
+        return Ok(TickResult::Skipped(
+            "tick already claimed by another scheduler",
+        ));
+    }
+    let args = serde_json::json!({ "tick": tick });
+    let jobs: Vec<NewJob> = match kind {
+        JobKind::ImportOrders | JobKind::FetchTracking => {
+            if crate::ledger::jobs::has_unfinished(&deps.db, kind.as_str(), store, None).await? {
+                return Ok(TickResult::Skipped(
+                    "previous job for this store still pending or running",
+                ));
+            }
+            vec![NewJob {
+                args,
+                ..NewJob::for_store(kind, store)
+            }]
+        }
+        JobKind::RefreshStatus => {
+            let finals: Vec<&str> = NormalizedStatus::ALL
+                .iter()
+                .filter(|s| s.is_final())
+                .map(|s| s.as_str())
+                .collect();
+            let refs = crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await?;
+            let refs =
+                crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
+            spread(kind, store, &refs, tick, interval, &args)
+        }
+        JobKind::CreateInvoice => {
+            let statuses: Vec<&str> = PAYABLE_STATUSES
+                .iter()
+                .chain(AWAITING_PAYMENT.iter())
+                .copied()
+                .collect();
+            let refs = crate::ledger::orders::needing_invoice(&deps.db, store, &statuses).await?;
+            let refs =
+                crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
+            spread(kind, store, &refs, tick, Duration::ZERO, &args)
+        }
+        JobKind::SendSms | JobKind::Noop => return Ok(TickResult::Skipped("not a scheduled kind")),
+    };
+    let n = jobs.len();
+    if n > 0 {
+        deps.enqueuer.enqueue(Source::Scheduler, jobs).await?;
+    }
+    Ok(TickResult::Enqueued(n))
+}
+
+/// Per-order jobs with due times spread evenly over `over`, so a tick of
+/// thousands of polls does not hit the courier at one instant.
+fn spread(
+    kind: JobKind,
+    store: &str,
+    refs: &[String],
+    tick: DateTime<Utc>,
+    over: Duration,
+    args: &serde_json::Value,
+) -> Vec<NewJob> {
+    let n = refs.len().max(1) as u32;
+    refs.iter()
+        .enumerate()
+        .map(|(i, reference)| {
+            let offset = over.mul_f64(0.9) / n * i as u32;
+            NewJob {
+                args: args.clone(),
+                run_at: Some(
+                    tick.max(Utc::now()) + chrono::Duration::from_std(offset).unwrap_or_default(),
+                ),
+                ..NewJob::for_order(kind, store, reference)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let specs: Vec<(JobKind, String)> = DEFAULTS
+            .iter()
+            .map(|(k, s)| (*k, (*s).to_owned()))
+            .collect();
+        assert_eq!(entries(&specs).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_bad_expression_is_named_with_its_kind() {
+        let err = entries(&[(JobKind::ImportOrders, "every day".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("schedule of import_orders 'every day'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn polls_are_spread_over_the_interval() {
+        let tick = Utc::now() + chrono::Duration::seconds(10);
+        let refs: Vec<String> = (0..10).map(|i| format!("ALPH-{i}")).collect();
+        let jobs = spread(
+            JobKind::RefreshStatus,
+            "ALPH",
+            &refs,
+            tick,
+            Duration::from_secs(100),
+            &serde_json::Value::Null,
+        );
+        let first = jobs[0].run_at.unwrap();
+        let last = jobs[9].run_at.unwrap();
+        assert_eq!(first, tick);
+        assert_eq!((last - first).num_seconds(), 81);
+    }
+}

@@ -1,0 +1,111 @@
+//! The scheduler: once per tick across replicas, overlap protection.
+
+use ordersync::jobs::JobKind;
+use tokio::sync::oneshot;
+
+use crate::helpers::{two_stores, TestApp};
+
+fn every_second(kind: JobKind) -> Vec<ordersync::scheduler::Entry> {
+    ordersync::scheduler::entries(&[(kind, "* * * * * *".to_owned())]).unwrap()
+}
+
+fn start_scheduler(
+    app: &TestApp,
+    kind: JobKind,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let stores = app.config.stores.iter().map(|s| s.code.clone()).collect();
+    let handle = tokio::spawn(ordersync::scheduler::run(
+        app.deps.clone(),
+        stores,
+        every_second(kind),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    (tx, handle)
+}
+
+async fn stop(
+    schedulers: Vec<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
+) {
+    for (tx, handle) in schedulers {
+        let _ = tx.send(());
+        handle.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_enqueue_each_tick_once() {
+    let mut app = TestApp::spawn(two_stores(3)).await;
+    app.start_worker(&[]);
+    let schedulers = vec![
+        start_scheduler(&app, JobKind::ImportOrders),
+        start_scheduler(&app, JobKind::ImportOrders),
+    ];
+    app.eventually("three ticks of each store", || async {
+        let ticks: i64 = sqlx::query_scalar(
+            "SELECT min(n) FROM (SELECT store, count(DISTINCT payload->'args'->>'tick') AS n FROM jobs
+             WHERE kind = 'import_orders' AND source = 'scheduler' GROUP BY store) t
+             HAVING count(*) = 2",
+        )
+        .fetch_optional(&app.db)
+        .await
+        .unwrap()
+        .flatten()
+        .unwrap_or(0);
+        (ticks >= 3).then_some(())
+    })
+    .await;
+    stop(schedulers).await;
+    let duplicates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT store, payload->'args'->>'tick' FROM jobs WHERE kind = 'import_orders'
+         GROUP BY 1, 2 HAVING count(*) > 1) d",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(duplicates, 0, "a (store, tick) was enqueued twice");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_job_is_not_enqueued_again_while_the_previous_one_is_pending() {
+    let app = TestApp::spawn(two_stores(3)).await;
+    // No worker: the first tick's jobs stay pending.
+    let schedulers = vec![start_scheduler(&app, JobKind::FetchTracking)];
+    let conn = ordersync::queue::connect(&crate::helpers::redis_url())
+        .await
+        .unwrap();
+    let pattern = format!("{}:scheduler:fetch_tracking:ALPH:*", app.namespace);
+    app.eventually("three ticks to be claimed", || {
+        let mut conn = conn.clone();
+        let pattern = pattern.clone();
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (keys.len() >= 3).then_some(())
+        }
+    })
+    .await;
+    stop(schedulers).await;
+    let per_store: Vec<(String, i64)> =
+        sqlx::query_as("SELECT store, count(*) FROM jobs WHERE kind = 'fetch_tracking' GROUP BY store ORDER BY store")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        per_store,
+        vec![("ALPH".to_owned(), 1), ("BETA".to_owned(), 1)]
+    );
+    app.cleanup().await;
+}
