@@ -152,6 +152,53 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     results.insert("wake_p50_ms", percentile(&latencies, 0.50));
     results.insert("wake_p99_ms", percentile(&latencies, 0.99));
     println!("(c) {} idle wake-ups measured", latencies.len());
+
+    // (f) priority lanes: a bulk backlog in flight (a backfill) must not delay
+    // a webhook's job.
+    let bulk: Vec<NewJob> = (0..args.jobs)
+        .map(|_| NewJob::for_store(JobKind::Noop, "BETA"))
+        .collect();
+    deps.enqueuer.enqueue(Source::Backfill, bulk).await?;
+    let mut live = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pushed = Utc::now();
+        let (envelopes, _) = deps
+            .enqueuer
+            .enqueue(
+                Source::Webhook,
+                vec![NewJob::for_store(JobKind::Noop, "BETA")],
+            )
+            .await?;
+        let started_at = wait_for_start(
+            &deps.db,
+            envelopes[0].job_id,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await?;
+        live.push(
+            (started_at - pushed)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0,
+        );
+    }
+    let mut conn = crate::queue::connect(&g.redis_url).await?;
+    let bulk_left = crate::queue::depth::lane_depth(
+        &mut conn,
+        &settings.namespace,
+        JobKind::Noop,
+        crate::queue::Lane::Bulk,
+    )
+    .await?;
+    live.sort_by(f64::total_cmp);
+    results.insert("priority_live_p50_ms", percentile(&live, 0.50));
+    results.insert("priority_live_p99_ms", percentile(&live, 0.99));
+    println!(
+        "(f) 50 webhook jobs during a {}-job bulk backlog ({} still pending after them)",
+        args.jobs, bulk_left.pending
+    );
     stop_worker(&mut worker).await;
     crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 

@@ -6,7 +6,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 
 use crate::jobs::JobKind;
-use crate::queue::QueueKeys;
+use crate::queue::{Lane, QueueKeys};
 
 /// How many tasks of one queue are where.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,7 +28,7 @@ impl Depth {
     }
 }
 
-/// Depth of `kind`'s queue under `namespace`.
+/// Depth of `kind`'s queues (both lanes) under `namespace`.
 ///
 /// # Errors
 /// Redis failed.
@@ -37,7 +37,28 @@ pub async fn depth(
     namespace: &str,
     kind: JobKind,
 ) -> redis::RedisResult<Depth> {
-    let keys = QueueKeys::new(namespace, kind, 1);
+    let mut total = Depth::default();
+    for lane in Lane::ALL {
+        let d = lane_depth(conn, namespace, kind, lane).await?;
+        total.pending += d.pending;
+        total.scheduled += d.scheduled;
+        total.in_flight += d.in_flight;
+        total.workers += d.workers;
+    }
+    Ok(total)
+}
+
+/// Depth of one lane of `kind`'s queue.
+///
+/// # Errors
+/// Redis failed.
+pub async fn lane_depth(
+    conn: &mut ConnectionManager,
+    namespace: &str,
+    kind: JobKind,
+    lane: Lane,
+) -> redis::RedisResult<Depth> {
+    let keys = QueueKeys::new(namespace, kind, lane, 1);
     let workers: Vec<String> = redis::cmd("ZRANGE")
         .arg(keys.config.workers_set())
         .arg(0)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::jobs::{JobKind, Policies};
 use crate::ledger;
-use crate::queue::{JobEnvelope, QueueKeys, Source};
+use crate::queue::{JobEnvelope, Lane, QueueKeys, Source};
 
 static PUSH_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("lua/push.lua")));
@@ -93,7 +93,7 @@ pub struct Enqueuer {
     namespace: Arc<str>,
     policies: Arc<Policies>,
     /// Key names per kind, built once: they are needed on every delivery.
-    keys: Arc<std::collections::HashMap<JobKind, QueueKeys>>,
+    keys: Arc<std::collections::HashMap<(JobKind, Lane), QueueKeys>>,
 }
 
 impl std::fmt::Debug for Enqueuer {
@@ -114,10 +114,16 @@ impl Enqueuer {
     ) -> Self {
         let keys = JobKind::ALL
             .into_iter()
-            .map(|kind| {
+            .flat_map(|kind| Lane::ALL.map(|lane| (kind, lane)))
+            .map(|(kind, lane)| {
                 (
-                    kind,
-                    QueueKeys::new(namespace, kind, crate::queue::keys::DEFAULT_FETCH_BATCH),
+                    (kind, lane),
+                    QueueKeys::new(
+                        namespace,
+                        kind,
+                        lane,
+                        crate::queue::keys::DEFAULT_FETCH_BATCH,
+                    ),
                 )
             })
             .collect();
@@ -136,8 +142,8 @@ impl Enqueuer {
     }
 
     /// Keys of one kind's queue.
-    pub fn keys(&self, kind: JobKind) -> &QueueKeys {
-        &self.keys[&kind]
+    pub fn keys(&self, kind: JobKind, lane: Lane) -> &QueueKeys {
+        &self.keys[&(kind, lane)]
     }
 
     /// Record `jobs` in the ledger as enqueued by `source`, then push them.
@@ -187,7 +193,9 @@ impl Enqueuer {
     pub fn meta_key(&self, envelope: &JobEnvelope) -> String {
         format!(
             "{}:{}",
-            self.keys(envelope.kind).config.job_meta_hash(),
+            self.keys(envelope.kind, Lane::of(envelope.source))
+                .config
+                .job_meta_hash(),
             envelope.task_id()
         )
     }
@@ -204,14 +212,18 @@ impl Enqueuer {
     /// Redis failed or an envelope did not serialize.
     pub async fn push(&self, deliveries: &[Delivery]) -> anyhow::Result<PushReport> {
         let mut report = PushReport::default();
-        let mut by_kind: std::collections::BTreeMap<JobKind, Vec<&Delivery>> = Default::default();
+        let mut by_queue: std::collections::BTreeMap<(JobKind, Lane), Vec<&Delivery>> =
+            Default::default();
         for delivery in deliveries {
-            by_kind.entry(delivery.0.kind).or_default().push(delivery);
+            by_queue
+                .entry((delivery.0.kind, Lane::of(delivery.0.source)))
+                .or_default()
+                .push(delivery);
         }
         let now_ms = Utc::now().timestamp_millis();
         let mut conn = self.redis.clone();
-        for (kind, items) in by_kind {
-            let keys = self.keys(kind);
+        for ((kind, lane), items) in by_queue {
+            let keys = self.keys(kind, lane);
             for chunk in items.chunks(ENQUEUE_CHUNK) {
                 let mut invocation = PUSH_SCRIPT.prepare_invoke();
                 invocation

@@ -24,6 +24,8 @@ pub enum Source {
     Admin,
     /// A replay of a failed job.
     Replay,
+    /// A backfill command.
+    Backfill,
     /// `just demo`.
     Demo,
     /// `just bench`.
@@ -41,6 +43,7 @@ impl Source {
             Source::Cli => "cli",
             Source::Admin => "admin",
             Source::Replay => "replay",
+            Source::Backfill => "backfill",
             Source::Demo => "demo",
             Source::Bench => "bench",
             Source::Job => "job",

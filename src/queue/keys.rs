@@ -4,6 +4,31 @@
 use std::time::Duration;
 
 use crate::jobs::JobKind;
+use crate::queue::Source;
+
+/// Priority lane. Each kind has one Redis queue per lane, consumed by its own
+/// apalis workers, so a bulk backlog (a 100,000-job backfill, a scheduler
+/// tick of every order) never delays a webhook's or an operator's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Webhooks, operators, replays, follow-ups.
+    Live,
+    /// The scheduler and backfills.
+    Bulk,
+}
+
+impl Lane {
+    /// Both lanes.
+    pub const ALL: [Lane; 2] = [Lane::Live, Lane::Bulk];
+
+    /// The lane of a job enqueued by `source`.
+    pub fn of(source: Source) -> Lane {
+        match source {
+            Source::Scheduler | Source::Backfill => Lane::Bulk,
+            _ => Lane::Live,
+        }
+    }
+}
 
 /// apalis-redis configuration and our extra keys for one job kind's queue.
 #[derive(Debug, Clone)]
@@ -25,9 +50,12 @@ pub const MISSED_HEARTBEATS: usize = 3;
 pub const DEFAULT_FETCH_BATCH: usize = 200;
 
 impl QueueKeys {
-    /// Keys for `kind` under `namespace`, with the given fetch batch size.
-    pub fn new(namespace: &str, kind: JobKind, fetch_batch: usize) -> Self {
-        let name = format!("{namespace}:{}", kind.as_str());
+    /// Keys for `kind`'s `lane` under `namespace`, with the given fetch batch size.
+    pub fn new(namespace: &str, kind: JobKind, lane: Lane, fetch_batch: usize) -> Self {
+        let name = match lane {
+            Lane::Live => format!("{namespace}:{}", kind.as_str()),
+            Lane::Bulk => format!("{namespace}:{}:bulk", kind.as_str()),
+        };
         let config = apalis_redis::Config::default()
             .queue(&name)
             .batch_size(fetch_batch.max(1))

@@ -17,7 +17,7 @@ pub mod starts;
 pub use backoff::RetryPolicy;
 pub use enqueue::{Enqueuer, NewJob};
 pub use envelope::{JobEnvelope, Source};
-pub use keys::QueueKeys;
+pub use keys::{Lane, QueueKeys};
 
 /// Connect to Redis with a connection manager (reconnects on its own).
 ///

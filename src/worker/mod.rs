@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::jobs::{Deps, JobKind};
 use crate::ledger::runs::RunWriter;
 use crate::queue::keys::DEFAULT_FETCH_BATCH;
-use crate::queue::{promoter, QueueKeys};
+use crate::queue::{promoter, Lane, QueueKeys};
 pub use execute::Executor;
 
 /// How a worker process runs.
@@ -123,11 +123,17 @@ pub async fn run(
         .get_connection_manager()
         .await
         .context("connecting to Redis")?;
-    let keys: Vec<QueueKeys> = options
+    let queues: Vec<(JobKind, Lane, QueueKeys)> = options
         .kinds
         .iter()
-        .map(|k| QueueKeys::new(&namespace, *k, options.fetch_batch))
+        .flat_map(|kind| Lane::ALL.map(|lane| (*kind, lane)))
+        .map(|(kind, lane)| {
+            let keys = QueueKeys::new(&namespace, kind, lane, options.fetch_batch)
+                .with_liveness(options.heartbeat, options.missed_heartbeats);
+            (kind, lane, keys)
+        })
         .collect();
+    let keys: Vec<QueueKeys> = queues.iter().map(|(_, _, k)| k.clone()).collect();
     // Promote before the first fetch: a restarted worker facing thousands of
     // due retries must not hand them to apalis's fetch in one go.
     for k in &keys {
@@ -144,18 +150,23 @@ pub async fn run(
 
     tracing::info!(worker = %options.name, %namespace, kinds = ?options.kinds, "worker starting");
     let mut queue_tasks = Vec::new();
-    for (k, kind) in keys.into_iter().zip(&options.kinds) {
+    for (kind, lane, k) in queues {
         // apalis runs fetch and ack strictly one after the other per worker;
-        // several fetchers per queue overlap those round trips.
+        // several fetchers per queue overlap those round trips. Each lane has
+        // its own fetchers and concurrency, so bulk work never blocks live work.
         let fetchers = options.fetchers.max(1);
-        let concurrency = options.concurrency_of(*kind).div_ceil(fetchers);
+        let concurrency = options.concurrency_of(kind).div_ceil(fetchers);
         for fetcher in 0..fetchers {
+            let lane_name = match lane {
+                Lane::Live => "",
+                Lane::Bulk => "-bulk",
+            };
             queue_tasks.push(tokio::spawn(supervise_queue(
                 client.clone(),
                 k.clone(),
                 concurrency,
                 options.poll_interval,
-                format!("{}-{}-{fetcher}", options.name, kind.as_str()),
+                format!("{}-{}{lane_name}-{fetcher}", options.name, kind.as_str()),
                 executor.clone(),
                 stop_rx.clone(),
             )));

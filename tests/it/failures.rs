@@ -269,7 +269,10 @@ async fn a_worker_killed_during_an_attempt_loses_nothing() {
     let conn = ordersync::queue::connect(&crate::helpers::redis_url())
         .await
         .unwrap();
-    let keys = app.deps.enqueuer.keys(JobKind::Noop);
+    let keys = app
+        .deps
+        .enqueuer
+        .keys(JobKind::Noop, ordersync::queue::Lane::Live);
     let meta = format!("{}:{id}:1", keys.config.job_meta_hash());
     app.eventually("the attempt to start", || {
         let mut conn = conn.clone();

@@ -119,7 +119,10 @@ async fn a_permanent_failure_runs_once_and_apalis_never_retries_it() {
     let mut conn = ordersync::queue::connect(&crate::helpers::redis_url())
         .await
         .unwrap();
-    let keys = app.deps.enqueuer.keys(JobKind::Noop);
+    let keys = app
+        .deps
+        .enqueuer
+        .keys(JobKind::Noop, ordersync::queue::Lane::Live);
     let scheduled: u64 = redis::cmd("ZCARD")
         .arg(keys.config.scheduled_jobs_set())
         .query_async(&mut conn)
@@ -206,5 +209,48 @@ async fn a_bulk_enqueue_records_every_job_in_the_ledger_first() {
         .unwrap()
         .unwrap();
     assert_eq!((job.source.as_str(), job.state.as_str()), ("cli", "queued"));
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_job_is_not_held_back_by_a_bulk_backlog() {
+    let mut app = TestApp::spawn(two_stores(1)).await;
+    let bulk: Vec<NewJob> = noops(30_000, json!({"sleep_ms": 5}));
+    app.deps
+        .enqueuer
+        .enqueue(ordersync::queue::Source::Backfill, bulk)
+        .await
+        .unwrap();
+    app.start_worker(&[JobKind::Noop]);
+    let mut conn = ordersync::queue::connect(&crate::helpers::redis_url())
+        .await
+        .unwrap();
+    app.eventually("the backfill to be under way", || async {
+        let done = runs_with_outcome(&app, "succeeded").await;
+        (done > 0).then_some(())
+    })
+    .await;
+    let pushed = chrono::Utc::now();
+    let live = app
+        .enqueue_one(NewJob::for_store(JobKind::Noop, "BETA"))
+        .await;
+    let runs = app.wait_final(live).await;
+    let waited = (runs[0].started_at - pushed).to_std().unwrap_or_default();
+    let bulk_left = ordersync::queue::depth::lane_depth(
+        &mut conn,
+        &app.namespace,
+        JobKind::Noop,
+        ordersync::queue::Lane::Bulk,
+    )
+    .await
+    .unwrap();
+    assert!(
+        bulk_left.pending > 0,
+        "the backlog was still waiting when the live job ran"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "the live job waited {waited:?} behind the backlog"
+    );
     app.cleanup().await;
 }
