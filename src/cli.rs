@@ -122,6 +122,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enqueue historical work in bulk on the low-priority lane and wait for it.
+    Backfill {
+        /// What to backfill.
+        #[command(subcommand)]
+        what: BackfillCommand,
+    },
     /// Run the periodic scheduler until SIGTERM (safe with several replicas).
     Scheduler,
     /// Serve the HTTP API (health, admin API) until SIGTERM.
@@ -136,6 +142,29 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Benchmarks (`just bench`).
     Bench(crate::bench::BenchArgs),
+}
+
+/// `ordersync backfill ...`
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// ERP invoices for historical completed orders (skipping those the ERP has).
+    Invoices {
+        /// Store code.
+        #[arg(long)]
+        store: String,
+        /// Orders created on or after this date (YYYY-MM-DD).
+        #[arg(long)]
+        since: String,
+        /// Orders created before this date (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// A full tracking sync and a status poll of every tracked order.
+    Tracking {
+        /// Store code.
+        #[arg(long)]
+        store: String,
+    },
 }
 
 /// Filters shared by the failed-job commands.
@@ -269,6 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Api { listen } => api(g, listen).await,
+        Command::Backfill { what } => backfill(g, what).await,
         Command::Scheduler => {
             let config = g.load_config()?;
             let deps = crate::startup::build(&g.settings(), &config, 4).await?;
@@ -283,6 +313,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => crate::demo::run(g, args).await,
         Command::Bench(args) => crate::bench::run(g, args).await,
     }
+}
+
+async fn backfill(g: &GlobalArgs, what: BackfillCommand) -> anyhow::Result<()> {
+    let config = g.load_config()?;
+    let store = match &what {
+        BackfillCommand::Invoices { store, .. } | BackfillCommand::Tracking { store } => {
+            store.clone()
+        }
+    };
+    if config.store(&store).is_none() {
+        anyhow::bail!(
+            "store {store} is not an active store in {}",
+            g.config.display()
+        );
+    }
+    let deps = crate::startup::build(&g.settings(), &config, 4).await?;
+    let ids = match what {
+        BackfillCommand::Invoices {
+            store,
+            since,
+            until,
+        } => {
+            let since = crate::backfill::parse_date("--since", &since)?;
+            let until = until
+                .map(|u| crate::backfill::parse_date("--until", &u))
+                .transpose()?;
+            crate::backfill::invoices(&deps, &store, since, until).await?
+        }
+        BackfillCommand::Tracking { store } => crate::backfill::tracking(&deps, &store).await?,
+    };
+    println!("enqueued {} job(s) on the bulk lane", ids.len());
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(ids.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "completed [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let outcome = crate::backfill::wait(&deps, &ids, &bar).await?;
+    bar.finish_and_clear();
+    println!(
+        "created {}, skipped {}, failed {}",
+        outcome.created, outcome.skipped, outcome.failed
+    );
+    Ok(())
 }
 
 async fn api(g: &GlobalArgs, listen: std::net::SocketAddr) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@
 //! - [`startup`], [`cli`], [`demo`], [`bench`]: wiring and the commands.
 
 pub mod accounts;
+pub mod backfill;
 pub mod bench;
 pub mod cli;
 pub mod config;

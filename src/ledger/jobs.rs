@@ -179,3 +179,17 @@ pub async fn without_unfinished(
     .fetch_all(pool)
     .await
 }
+
+/// The latest outcome of each of `ids` (`queued` before its first run), in order.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn latest_outcomes(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT COALESCE((SELECT r.outcome FROM job_runs r WHERE r.job_id = i.id ORDER BY r.run DESC LIMIT 1), 'queued')
+         FROM UNNEST($1::uuid[]) WITH ORDINALITY AS i(id, n) ORDER BY i.n",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}

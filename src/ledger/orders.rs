@@ -372,3 +372,29 @@ pub async fn history(
     .fetch_all(pool)
     .await
 }
+
+/// References of `store`'s completed orders created in `[since, until)`
+/// (by the shop's `date_created_gmt`, else `date_created`).
+///
+/// # Errors
+/// Postgres failed.
+pub async fn completed_between(
+    pool: &PgPool,
+    store: &str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT reference FROM orders
+         WHERE store = $1 AND shop_status = 'completed'
+           AND (COALESCE(raw->>'date_created_gmt', raw->>'date_created'))::timestamp AT TIME ZONE 'UTC' >= $2
+           AND ($3::timestamptz IS NULL
+                OR (COALESCE(raw->>'date_created_gmt', raw->>'date_created'))::timestamp AT TIME ZONE 'UTC' < $3)
+         ORDER BY id",
+    )
+    .bind(store)
+    .bind(since)
+    .bind(until)
+    .fetch_all(pool)
+    .await
+}

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)] // helpers are `pub` for the test modules; the binary exports nothing
 
 mod admin_api;
+mod backfill;
 mod cli;
 mod failures;
 mod helpers;
