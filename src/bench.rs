@@ -45,6 +45,12 @@ pub struct BenchArgs {
     /// Fetch batch of the no-op worker (b).
     #[arg(long, default_value_t = 500)]
     pub noop_fetch_batch: usize,
+    /// Webhooks per second for (g).
+    #[arg(long, default_value_t = 500)]
+    pub webhook_rate: u64,
+    /// Seconds of webhooks for (g).
+    #[arg(long, default_value_t = 10)]
+    pub webhook_secs: u64,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
     pub database: String,
@@ -202,6 +208,16 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     stop_worker(&mut worker).await;
     crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 
+    let (p50, p99, sent) =
+        webhooks(&deps, &config, &sim, args.webhook_rate, args.webhook_secs).await?;
+    results.insert("webhook_p50_ms", p50);
+    results.insert("webhook_p99_ms", p99);
+    println!(
+        "(g) {sent} signed WooCommerce webhooks at {}/s",
+        args.webhook_rate
+    );
+    crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+
     let pipeline_rss = if args.skip_pipeline {
         0.0
     } else {
@@ -349,6 +365,82 @@ async fn pipeline(
     crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 
     Ok(rss)
+}
+
+/// (g): signed order webhooks at `rate`/s for `secs` against `ordersync
+/// api`'s router on loopback; each is a distinct change (no dedupe
+/// short-cut), so each upserts its order and enqueues its invoice.
+/// Returns p50 and p99 response times (ms) and the requests sent.
+async fn webhooks(
+    deps: &crate::jobs::Deps,
+    config: &crate::config::Config,
+    sim: &simulator::SimHandle,
+    rate: u64,
+    secs: u64,
+) -> anyhow::Result<(f64, f64, usize)> {
+    use hmac::Mac as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!(
+        "http://{}/webhooks/woocommerce/BETA",
+        listener.local_addr()?
+    );
+    let state =
+        crate::http::AppState::new(deps.clone(), config, secrecy::SecretString::from("bench"));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::http::serve(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+    let secret = config
+        .store("BETA")
+        .and_then(|s| s.webhook_secret.clone())
+        .context("BETA has no webhook secret in the bench config")?;
+    let orders = sim.shop_orders("BETA");
+    let http = reqwest::Client::new();
+    let total = (rate * secs) as usize;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    let mut requests = Vec::with_capacity(total);
+    for i in 0..total {
+        tick.tick().await;
+        let mut order = orders[i % orders.len()].clone();
+        order["date_modified_gmt"] = serde_json::json!(format!("2030-01-01T00:00:00.{i:06}"));
+        let body = serde_json::to_vec(&order)?;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+            secrecy::ExposeSecret::expose_secret(&secret).as_bytes(),
+        )?;
+        mac.update(&body);
+        let signature = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            mac.finalize().into_bytes(),
+        );
+        let request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-wc-webhook-signature", signature)
+            .header("x-wc-webhook-topic", "order.updated")
+            .body(body);
+        requests.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let response = request.send().await;
+            (
+                started.elapsed().as_secs_f64() * 1000.0,
+                response.map(|r| r.status().is_success()).unwrap_or(false),
+            )
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for r in requests {
+        let (ms, ok) = r.await?;
+        anyhow::ensure!(ok, "a webhook was refused");
+        latencies.push(ms);
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    latencies.sort_by(f64::total_cmp);
+    Ok((
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        total,
+    ))
 }
 
 async fn wait_for_runs(db: &PgPool, expected: i64, deadline: Instant) -> anyhow::Result<()> {
