@@ -109,3 +109,40 @@ async fn a_store_job_is_not_enqueued_again_while_the_previous_one_is_pending() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_a_revoked_key_does_not_hold_back_the_others() {
+    let mut app = TestApp::spawn(two_stores(3)).await;
+    let alph_key = app
+        .sim
+        .config()
+        .stores
+        .iter()
+        .find(|s| s.code == "ALPH")
+        .unwrap()
+        .courier_key
+        .clone();
+    app.sim.revoke_key(&alph_key);
+    app.start_worker(&[]);
+    let schedulers = vec![start_scheduler(&app, JobKind::FetchTracking)];
+    app.eventually("three successful syncs of BETA", || async {
+        let ok: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs j JOIN job_runs r USING (job_id)
+             WHERE j.kind = 'fetch_tracking' AND j.store = 'BETA' AND r.outcome = 'succeeded'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        (ok >= 3).then_some(())
+    })
+    .await;
+    stop(schedulers).await;
+    let alph: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT r.outcome FROM jobs j JOIN job_runs r USING (job_id) WHERE j.kind = 'fetch_tracking' AND j.store = 'ALPH'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(alph, vec!["failed"], "ALPH's syncs fail on its revoked key");
+    app.cleanup().await;
+}
