@@ -161,8 +161,13 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
 
     // (f) priority lanes: a bulk backlog in flight (a backfill) must not delay
     // a webhook's job.
+    // Each bulk job takes 100 ms, so the backlog is still being worked on
+    // while the webhook jobs are timed.
     let bulk: Vec<NewJob> = (0..args.jobs)
-        .map(|_| NewJob::for_store(JobKind::Noop, "BETA"))
+        .map(|_| NewJob {
+            args: serde_json::json!({"sleep_ms": 100}),
+            ..NewJob::for_store(JobKind::Noop, "BETA")
+        })
         .collect();
     deps.enqueuer.enqueue(Source::Backfill, bulk).await?;
     let mut live = Vec::new();
