@@ -128,32 +128,8 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         args.jobs
     );
 
-    let mut latencies = Vec::with_capacity(args.wake_samples);
-    for _ in 0..args.wake_samples {
-        // Idle on purpose between samples: this measures an idle worker's wake-up.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let pushed = Utc::now();
-        let (envelopes, _) = deps
-            .enqueuer
-            .enqueue(
-                Source::Bench,
-                vec![NewJob::for_store(JobKind::Noop, "BETA")],
-            )
-            .await?;
-        let started_at = wait_for_start(
-            &deps.db,
-            envelopes[0].job_id,
-            Instant::now() + Duration::from_secs(30),
-        )
-        .await?;
-        latencies.push(
-            (started_at - pushed)
-                .to_std()
-                .unwrap_or_default()
-                .as_secs_f64()
-                * 1000.0,
-        );
-    }
+    // Idle on purpose between samples: this measures an idle worker's wake-up.
+    let mut latencies = start_latencies(&deps, Source::Bench, args.wake_samples).await?;
     latencies.sort_by(f64::total_cmp);
     results.insert("wake_p50_ms", percentile(&latencies, 0.50));
     results.insert("wake_p99_ms", percentile(&latencies, 0.99));
@@ -170,31 +146,7 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         })
         .collect();
     deps.enqueuer.enqueue(Source::Backfill, bulk).await?;
-    let mut live = Vec::new();
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let pushed = Utc::now();
-        let (envelopes, _) = deps
-            .enqueuer
-            .enqueue(
-                Source::Webhook,
-                vec![NewJob::for_store(JobKind::Noop, "BETA")],
-            )
-            .await?;
-        let started_at = wait_for_start(
-            &deps.db,
-            envelopes[0].job_id,
-            Instant::now() + Duration::from_secs(30),
-        )
-        .await?;
-        live.push(
-            (started_at - pushed)
-                .to_std()
-                .unwrap_or_default()
-                .as_secs_f64()
-                * 1000.0,
-        );
-    }
+    let mut live = start_latencies(&deps, Source::Webhook, 50).await?;
     let mut conn = crate::queue::connect(&g.redis_url).await?;
     let bulk_left = crate::queue::depth::lane_depth(
         &mut conn,
@@ -455,6 +407,38 @@ async fn webhooks(
         percentile(&latencies, 0.99),
         total,
     ))
+}
+
+/// Push `samples` no-op jobs from `source`, one every 20 ms, each after the
+/// previous one started; returns push-to-start latencies in ms.
+async fn start_latencies(
+    deps: &crate::jobs::Deps,
+    source: Source,
+    samples: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pushed = Utc::now();
+        let (envelopes, _) = deps
+            .enqueuer
+            .enqueue(source, vec![NewJob::for_store(JobKind::Noop, "BETA")])
+            .await?;
+        let started_at = wait_for_start(
+            &deps.db,
+            envelopes[0].job_id,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await?;
+        latencies.push(
+            (started_at - pushed)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0,
+        );
+    }
+    Ok(latencies)
 }
 
 async fn wait_for_runs(db: &PgPool, expected: i64, deadline: Instant) -> anyhow::Result<()> {

@@ -41,6 +41,23 @@ pub fn signature_matches(secret: &[u8], body: &[u8], signature: &str) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
+/// The body, refused with 413 past `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        bad(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than {limit} bytes"),
+        )
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 /// The webhook endpoint.
 pub async fn woocommerce(
     State(state): State<AppState>,
@@ -54,18 +71,8 @@ pub async fn woocommerce(
             format!("unknown store '{store}'"),
         ));
     };
-    let body = axum::body::to_bytes(body, state.webhook_body_limit)
-        .await
-        .map_err(|_| {
-            bad(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body is larger than {} bytes", state.webhook_body_limit),
-            )
-        })?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let body = read_body(body, state.webhook_body_limit).await?;
+    let content_type = content_type(&headers);
     let signature = headers
         .get("x-wc-webhook-signature")
         .and_then(|v| v.to_str().ok());
@@ -165,18 +172,8 @@ pub async fn courier(
             format!("unknown courier account '{account}'"),
         ));
     };
-    let body = axum::body::to_bytes(body, state.webhook_body_limit)
-        .await
-        .map_err(|_| {
-            bad(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body is larger than {} bytes", state.webhook_body_limit),
-            )
-        })?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let body = read_body(body, state.webhook_body_limit).await?;
+    let content_type = content_type(&headers);
     if !content_type.is_empty()
         && !content_type.starts_with("application/json")
         && !content_type.starts_with("text/plain")
