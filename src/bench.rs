@@ -239,22 +239,17 @@ async fn pipeline(
     )?;
     let stores: Vec<String> = config.stores.iter().map(|s| s.code.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(600);
-    deps.enqueuer
-        .enqueue(
-            Source::Bench,
-            stores
-                .iter()
-                .map(|s| NewJob::for_store(JobKind::ImportOrders, s))
-                .collect(),
-        )
-        .await?;
-    wait_drained(
-        &g.redis_url,
-        &settings.namespace,
+    let waves = crate::demo::Waves {
+        deps: &deps,
+        source: Source::Bench,
+        stores: &stores,
+        redis_url: &g.redis_url,
+        namespace: &settings.namespace,
         deadline,
-        std::slice::from_mut(&mut worker),
-    )
-    .await?;
+    };
+    waves
+        .run(JobKind::ImportOrders, std::slice::from_mut(&mut worker))
+        .await?;
     for service in [Service::Courier, Service::Shop, Service::Erp, Service::Sms] {
         sim.set_knobs(
             service,
@@ -265,22 +260,9 @@ async fn pipeline(
         );
     }
     let started = Instant::now();
-    deps.enqueuer
-        .enqueue(
-            Source::Bench,
-            stores
-                .iter()
-                .map(|s| NewJob::for_store(JobKind::FetchTracking, s))
-                .collect(),
-        )
+    waves
+        .run(JobKind::FetchTracking, std::slice::from_mut(&mut worker))
         .await?;
-    wait_drained(
-        &g.redis_url,
-        &settings.namespace,
-        deadline,
-        std::slice::from_mut(&mut worker),
-    )
-    .await?;
     let tracking_secs = started.elapsed().as_secs_f64();
     let finals: Vec<&str> = NormalizedStatus::ALL
         .iter()

@@ -237,17 +237,16 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
 
     let stores: Vec<String> = config.stores.iter().map(|s| s.code.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    let wave = |kind: JobKind| {
-        stores
-            .iter()
-            .map(|s| NewJob::for_store(kind, s))
-            .collect::<Vec<_>>()
+    let waves = Waves {
+        deps: &deps,
+        source: Source::Demo,
+        stores: &stores,
+        redis_url: &g.redis_url,
+        namespace: &namespace,
+        deadline,
     };
 
-    deps.enqueuer
-        .enqueue(Source::Demo, wave(JobKind::ImportOrders))
-        .await?;
-    wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
+    waves.run(JobKind::ImportOrders, &mut workers).await?;
     println!(
         "[{:>5.1}s] imported orders",
         started.elapsed().as_secs_f64()
@@ -259,10 +258,7 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    deps.enqueuer
-        .enqueue(Source::Demo, wave(JobKind::FetchTracking))
-        .await?;
-    wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
+    waves.run(JobKind::FetchTracking, &mut workers).await?;
     println!(
         "[{:>5.1}s] fetched tracking numbers",
         started.elapsed().as_secs_f64()
@@ -410,6 +406,42 @@ pub async fn stop_worker(worker: &mut tokio::process::Child) {
         .is_err()
     {
         let _ = worker.kill().await;
+    }
+}
+
+/// Per-store jobs of one kind for every store, enqueued together and waited for.
+pub struct Waves<'a> {
+    /// Where to enqueue.
+    pub deps: &'a crate::jobs::Deps,
+    /// Recorded as who enqueued them.
+    pub source: Source,
+    /// Every store.
+    pub stores: &'a [String],
+    /// Redis, to watch the queues.
+    pub redis_url: &'a str,
+    /// The queues' namespace.
+    pub namespace: &'a str,
+    /// Give up after this.
+    pub deadline: Instant,
+}
+
+impl Waves<'_> {
+    /// Enqueue a `kind` job for every store and wait until the queues drain.
+    ///
+    /// # Errors
+    /// See [`wait_drained`].
+    pub async fn run(
+        &self,
+        kind: JobKind,
+        workers: &mut [tokio::process::Child],
+    ) -> anyhow::Result<()> {
+        let jobs = self
+            .stores
+            .iter()
+            .map(|s| NewJob::for_store(kind, s))
+            .collect();
+        self.deps.enqueuer.enqueue(self.source, jobs).await?;
+        wait_drained(self.redis_url, self.namespace, self.deadline, workers).await
     }
 }
 
