@@ -104,11 +104,18 @@ pub enum Command {
         #[arg(long)]
         order: Option<String>,
     },
-    /// Queue depth per kind.
+    /// Per queue: pending, scheduled, in flight, failed, oldest pending age,
+    /// finished in the last minute, live workers.
     Queues {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Redraw every `--interval` until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Redraw period with `--watch` (e.g. 2s, 500ms).
+        #[arg(long, default_value = "2s")]
+        interval: humantime::Duration,
     },
     /// Jobs in the ledger.
     Jobs {
@@ -285,7 +292,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stores { action } => stores(g, action.is_some()).await,
         Command::Enqueue { kind, store, order } => enqueue(g, kind, store, order).await,
-        Command::Queues { json } => queues(g, json).await,
+        Command::Queues {
+            json,
+            watch,
+            interval,
+        } => queues(g, json, watch.then_some(interval.into())).await,
         Command::Jobs { action } => jobs_command(g, action).await,
         Command::Summary { json } => {
             let db = crate::ledger::connect(&g.database_url, 2).await?;
@@ -456,39 +467,43 @@ async fn enqueue(
     Ok(())
 }
 
-async fn queues(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
+async fn queues(
+    g: &GlobalArgs,
+    json: bool,
+    watch: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let mut conn = crate::queue::connect(&g.redis_url).await?;
-    let depths = crate::queue::depth::all_depths(&mut conn, &g.namespace)
+    let db = crate::ledger::connect(&g.database_url, 1).await?;
+    loop {
+        let snapshot = crate::ops::queues::snapshot(
+            &mut conn,
+            &db,
+            &g.namespace,
+            crate::http::ops::worker_liveness(),
+        )
         .await
-        .context("reading queue depth")?;
-    if json {
-        let map: serde_json::Map<String, serde_json::Value> = depths
-            .iter()
-            .map(|(k, d)| {
-                (
-                    k.as_str().to_owned(),
-                    serde_json::to_value(d).unwrap_or_default(),
-                )
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&map)?);
-    } else {
-        println!(
-            "{:<16} {:>9} {:>10} {:>10} {:>8}",
-            "queue", "pending", "scheduled", "in_flight", "workers"
+        .context("reading queue figures")?;
+        let text = if json {
+            serde_json::to_string_pretty(&snapshot)?
+        } else {
+            crate::ops::queues::render_table(&snapshot)
+        };
+        let Some(period) = watch else {
+            println!("{text}");
+            return Ok(());
+        };
+        // Clear the screen and home the cursor, then redraw.
+        print!(
+            "\x1b[2J\x1b[H{text}\n(every {}; Ctrl-C to stop)\n",
+            humantime::format_duration(period)
         );
-        for (kind, d) in depths {
-            println!(
-                "{:<16} {:>9} {:>10} {:>10} {:>8}",
-                kind.as_str(),
-                d.pending,
-                d.scheduled,
-                d.in_flight,
-                d.workers
-            );
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
-    Ok(())
 }
 
 async fn jobs_command(g: &GlobalArgs, action: JobsCommand) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 pub mod dead_letters;
 pub mod invoices;
 pub mod jobs;
+pub mod ops;
 pub mod orders;
 pub mod runs;
 pub mod sms;

@@ -175,6 +175,7 @@ impl Enqueuer {
                         enqueued_at: now,
                         source,
                         replay_of: job.replay_of,
+                        ready_at: None,
                     };
                     (envelope, job.run_at)
                 })
@@ -220,7 +221,8 @@ impl Enqueuer {
                 .or_default()
                 .push(delivery);
         }
-        let now_ms = Utc::now().timestamp_millis();
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
         let mut conn = self.redis.clone();
         for ((kind, lane), items) in by_queue {
             let keys = self.keys(kind, lane);
@@ -238,9 +240,15 @@ impl Enqueuer {
                         .map(|t| t.timestamp_millis())
                         .filter(|&ms| ms > now_ms)
                         .unwrap_or(0);
+                    let ready_at = if due_ms > 0 { *run_at } else { Some(now) };
+                    let payload = serde_json::to_vec(&JobEnvelope {
+                        ready_at,
+                        ..(*envelope).clone()
+                    })
+                    .context("serializing a job envelope")?;
                     invocation
                         .arg(envelope.task_id())
-                        .arg(serde_json::to_vec(envelope).context("serializing a job envelope")?)
+                        .arg(payload)
                         .arg(envelope.max_attempts)
                         .arg(due_ms);
                 }

@@ -79,6 +79,10 @@ pub struct JobEnvelope {
     /// The failed job this one replays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<Uuid>,
+    /// When this delivery became due: set at push time (now, or a retry's
+    /// or deferral's due time), so queue lag is measured from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<DateTime<Utc>>,
 }
 
 impl JobEnvelope {
@@ -123,6 +127,7 @@ mod tests {
             enqueued_at: Utc::now(),
             source: Source::Cli,
             replay_of: None,
+            ready_at: None,
         }
     }
 

@@ -168,6 +168,7 @@ mod tests {
             enqueued_at: Utc::now(),
             source: Source::Cli,
             replay_of: None,
+            ready_at: None,
         }
     }
 

@@ -1,0 +1,290 @@
+//! What an operator asks of a queue: how much is waiting, for how long, who
+//! is working on it, and how it went in the last minute.
+//!
+//! Counts come from where they live: Redis for what is queued (apalis-redis
+//! 1.0's own stats scripts are broken, see apalis-notes.md), the Postgres
+//! ledger for what happened (runs and unresolved failures).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::ledger::ops::QueueLedgerCounts;
+
+use crate::jobs::JobKind;
+use crate::queue::{JobEnvelope, Lane, QueueKeys};
+
+/// One queue (a kind's lane) at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// Redis queue name (`{namespace}:{kind}` or `{namespace}:{kind}:bulk`).
+    pub queue: String,
+    /// Job kind.
+    pub kind: JobKind,
+    /// `live` or `bulk`.
+    pub lane: &'static str,
+    /// Ready to run: the active list.
+    pub pending: u64,
+    /// Waiting for their due time: retries and deferrals.
+    pub scheduled: u64,
+    /// Fetched by a worker and not yet acknowledged.
+    pub in_flight: u64,
+    /// Failed jobs in the ledger nobody has replayed or discarded yet.
+    pub failed: u64,
+    /// How long the next job to run has been due, in seconds (`None` when
+    /// nothing is pending).
+    pub oldest_pending_age_secs: Option<f64>,
+    /// Runs that finished their job (succeeded or skipped) in the last minute.
+    pub completed_last_minute: u64,
+    /// Runs that ended their job failed (failed or not found) in the last minute.
+    pub failed_last_minute: u64,
+    /// Runs that failed transiently and were rescheduled, in the last minute.
+    pub retried_last_minute: u64,
+    /// Workers consuming this queue whose heartbeat is recent.
+    pub workers: u64,
+}
+
+impl QueueStats {
+    /// Nothing queued, running, failed or finished recently, and no workers.
+    pub fn is_unused(&self) -> bool {
+        self.pending == 0
+            && self.scheduled == 0
+            && self.in_flight == 0
+            && self.failed == 0
+            && self.completed_last_minute == 0
+            && self.failed_last_minute == 0
+            && self.retried_last_minute == 0
+            && self.workers == 0
+    }
+}
+
+/// The lane's spelling in output.
+pub fn lane_name(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Live => "live",
+        Lane::Bulk => "bulk",
+    }
+}
+
+/// A snapshot of every queue of `namespace`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub generated_at: DateTime<Utc>,
+    /// One entry per kind and lane, in [`JobKind::ALL`] order, live first.
+    pub queues: Vec<QueueStats>,
+}
+
+/// Read every queue's numbers. A worker is live when its last heartbeat is
+/// younger than `liveness` (heartbeat x missed heartbeats).
+///
+/// # Errors
+/// Redis or Postgres failed.
+pub async fn snapshot(
+    conn: &mut ConnectionManager,
+    db: &PgPool,
+    namespace: &str,
+    liveness: Duration,
+) -> anyhow::Result<Snapshot> {
+    let generated_at = Utc::now();
+    let ledger = crate::ledger::ops::queue_counts(db, namespace).await?;
+    let mut queues = Vec::new();
+    for kind in JobKind::ALL {
+        for lane in Lane::ALL {
+            let redis_side = redis_counts(conn, namespace, kind, lane, liveness).await?;
+            let key = (format!("{namespace}:{}", kind.as_str()), lane_name(lane));
+            let counts: QueueLedgerCounts = ledger.get(&key).copied().unwrap_or_default();
+            let stats = QueueStats {
+                queue: QueueKeys::new(namespace, kind, lane, 1).name,
+                kind,
+                lane: lane_name(lane),
+                pending: redis_side.pending,
+                scheduled: redis_side.scheduled,
+                in_flight: redis_side.in_flight,
+                failed: counts.unresolved_failures,
+                oldest_pending_age_secs: redis_side
+                    .oldest_ready_at
+                    .map(|t| ((generated_at - t).num_milliseconds().max(0) as f64) / 1000.0),
+                completed_last_minute: counts.completed,
+                failed_last_minute: counts.failed,
+                retried_last_minute: counts.retried,
+                workers: redis_side.live_workers,
+            };
+            // The no-op kind is the bench's and tests'; shown only when used.
+            if kind == JobKind::Noop && stats.is_unused() {
+                continue;
+            }
+            queues.push(stats);
+        }
+    }
+    Ok(Snapshot {
+        generated_at,
+        queues,
+    })
+}
+
+#[derive(Debug, Default)]
+struct RedisCounts {
+    pending: u64,
+    scheduled: u64,
+    in_flight: u64,
+    live_workers: u64,
+    oldest_ready_at: Option<DateTime<Utc>>,
+}
+
+async fn redis_counts(
+    conn: &mut ConnectionManager,
+    namespace: &str,
+    kind: JobKind,
+    lane: Lane,
+    liveness: Duration,
+) -> redis::RedisResult<RedisCounts> {
+    let keys = QueueKeys::new(namespace, kind, lane, 1);
+    let now_secs = Utc::now().timestamp();
+    let live_since = now_secs - liveness.as_secs().max(1) as i64;
+    let (pending, delayed, apalis_scheduled, head, workers): (
+        u64,
+        u64,
+        u64,
+        Option<String>,
+        Vec<(String, i64)>,
+    ) = redis::pipe()
+        .cmd("LLEN")
+        .arg(keys.config.active_jobs_list())
+        // apalis's own scheduled set stays empty with our push script;
+        // counted in case a task ever lands there.
+        .cmd("ZCARD")
+        .arg(keys.delayed())
+        .cmd("ZCARD")
+        .arg(keys.config.scheduled_jobs_set())
+        // Workers fetch from the head of the list.
+        .cmd("LINDEX")
+        .arg(keys.config.active_jobs_list())
+        .arg(0)
+        .cmd("ZRANGE")
+        .arg(keys.config.workers_set())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
+    // Every registered worker's in-flight set counts, a dead one's too: its
+    // tasks are in flight until a live worker re-enqueues them.
+    let mut pipe = redis::pipe();
+    for (worker, _) in &workers {
+        pipe.cmd("SCARD")
+            .arg(format!("{}:{worker}", keys.inflight_prefix()));
+    }
+    if let Some(task_id) = &head {
+        pipe.cmd("HGET")
+            .arg(keys.config.job_data_hash())
+            .arg(task_id);
+    }
+    let (in_flight, head_payload) = if pipe.cmd_iter().next().is_none() {
+        (0, None)
+    } else {
+        let values: Vec<redis::Value> = pipe.query_async(conn).await?;
+        let mut in_flight = 0u64;
+        for value in values.iter().take(workers.len()) {
+            in_flight += redis::from_redis_value_ref::<u64>(value)?;
+        }
+        let payload = if head.is_some() {
+            values
+                .get(workers.len())
+                .and_then(|v| redis::from_redis_value_ref::<Option<Vec<u8>>>(v).ok())
+                .flatten()
+        } else {
+            None
+        };
+        (in_flight, payload)
+    };
+    let oldest_ready_at = head_payload
+        .and_then(|bytes| serde_json::from_slice::<JobEnvelope>(&bytes).ok())
+        .map(|envelope| envelope.ready_at.unwrap_or(envelope.enqueued_at));
+    Ok(RedisCounts {
+        pending,
+        scheduled: delayed + apalis_scheduled,
+        in_flight,
+        live_workers: workers
+            .iter()
+            .filter(|(_, heartbeat)| *heartbeat >= live_since)
+            .count() as u64,
+        oldest_ready_at,
+    })
+}
+
+/// The human table of `ordersync queues`.
+pub fn render_table(snapshot: &Snapshot) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7}",
+        "queue",
+        "pending",
+        "scheduled",
+        "in_flight",
+        "failed",
+        "oldest",
+        "done/1m",
+        "failed/1m",
+        "retry/1m",
+        "workers"
+    );
+    for q in &snapshot.queues {
+        let name = match q.lane {
+            "bulk" => format!("{}:bulk", q.kind.as_str()),
+            _ => q.kind.as_str().to_owned(),
+        };
+        let oldest = q
+            .oldest_pending_age_secs
+            .map_or_else(|| "-".to_owned(), format_age);
+        let _ = writeln!(
+            out,
+            "{:<20} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7}",
+            name,
+            q.pending,
+            q.scheduled,
+            q.in_flight,
+            q.failed,
+            oldest,
+            q.completed_last_minute,
+            q.failed_last_minute,
+            q.retried_last_minute,
+            q.workers
+        );
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// `850ms`, `42s`, `5m03s`, `2h07m`.
+fn format_age(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{}ms", (secs * 1000.0).round() as u64)
+    } else if secs < 60.0 {
+        format!("{}s", secs.floor() as u64)
+    } else if secs < 3600.0 {
+        let s = secs as u64;
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        let m = secs as u64 / 60;
+        format!("{}h{:02}m", m / 60, m % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_at_a_glance() {
+        assert_eq!(format_age(0.25), "250ms");
+        assert_eq!(format_age(42.9), "42s");
+        assert_eq!(format_age(303.0), "5m03s");
+        assert_eq!(format_age(7620.0), "2h07m");
+    }
+}
