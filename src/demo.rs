@@ -380,6 +380,8 @@ pub fn spawn_worker(
     tokio::process::Command::new(&exe)
         .arg("--config")
         .arg(config)
+        // Several workers on one machine: each takes a free metrics port.
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args(extra)
         .envs(secrets.iter().map(|(k, v)| (k, v)))
         .env("DATABASE_URL", &settings.database_url)

@@ -24,6 +24,7 @@ pub mod failures;
 pub mod http;
 pub mod jobs;
 pub mod ledger;
+pub mod ops;
 pub mod providers;
 pub mod queue;
 pub mod scheduler;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context as _;
 use clap::Parser;
 use ordersync::cli::GlobalArgs;
 use ordersync::jobs::JobKind;
@@ -10,7 +11,7 @@ use ordersync::worker::{self, WorkerOptions};
 
 /// Consume ordersync's queues.
 #[derive(Debug, Parser)]
-#[command(name = "ordersync-worker", version, about)]
+#[command(name = "ordersync-worker", version, about, args_override_self = true)]
 struct WorkerCli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -38,6 +39,10 @@ struct WorkerCli {
     /// Failed-job records older than this are pruned (e.g. 90d).
     #[arg(long, env = "ORDERSYNC_DEAD_LETTER_RETENTION", default_value = "90d")]
     dead_letter_retention: humantime::Duration,
+    /// Address of this worker's /metrics, /healthz and /readyz (port 0:
+    /// any free port, logged at start).
+    #[arg(long, env = "ORDERSYNC_METRICS_LISTEN", default_value = "0.0.0.0:9100")]
+    metrics_listen: std::net::SocketAddr,
     /// Worker name (default: host-pid-random; must be unique per process).
     #[arg(long, env = "ORDERSYNC_WORKER_NAME")]
     name: Option<String>,
@@ -59,6 +64,22 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: WorkerCli) -> anyhow::Result<()> {
     let config = cli.global.load_config()?;
     let deps = ordersync::startup::build(&cli.global.settings(), &config, cli.db_pool).await?;
+    let listener = tokio::net::TcpListener::bind(cli.metrics_listen)
+        .await
+        .with_context(|| format!("listening for metrics on {}", cli.metrics_listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "metrics, health and readiness listening");
+    let probes = ordersync::http::ops::Probes {
+        db: deps.db.clone(),
+        redis: deps.enqueuer.connection(),
+    };
+    // Registered before the first job so every series exists from the start.
+    let _ = ordersync::ops::metrics::recorder();
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, ordersync::http::ops::worker_router(probes)).await
+        {
+            tracing::error!(%error, "metrics server stopped");
+        }
+    });
     let runs = ordersync::ledger::runs::RunWriter::start(deps.db.clone());
     let mut options = WorkerOptions::new(&cli.global.redis_url);
     if !cli.kinds.is_empty() {

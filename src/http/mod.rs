@@ -3,6 +3,7 @@
 //! token. Webhooks and the dashboard build on this router.
 
 pub mod admin;
+pub mod ops;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -11,7 +12,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub webhook_body_limit: usize,
     /// Courier account name -> the stores it serves.
     pub courier_accounts: Arc<std::collections::HashMap<String, Vec<String>>>,
+    /// The configuration (stores and their accounts, for freshness).
+    pub config: Arc<crate::config::Config>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
                     .map(|a| (a.name.clone(), a.stores.clone()))
                     .collect(),
             ),
+            config: Arc::new(config.clone()),
         }
     }
 }
@@ -61,7 +64,7 @@ impl AppState {
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(ops::routes(state.clone()))
         .route(
             "/webhooks/woocommerce/{store}",
             axum::routing::post(webhooks::woocommerce),

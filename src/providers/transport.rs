@@ -172,8 +172,16 @@ impl Account {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<Reply, ProviderError> {
-        let mut response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = self.transport_error(error);
+                crate::ops::metrics::provider_request(self.provider, error.class.as_str());
+                return Err(error);
+            }
+        };
         let status = response.status();
+        crate::ops::metrics::provider_request(self.provider, status.as_str());
         let headers = std::mem::take(response.headers_mut());
         let body = response
             .bytes()

@@ -76,6 +76,8 @@ pub struct Executor {
     pub worker: Arc<str>,
     /// Counts delivery starts in Redis, in batches.
     pub starts: crate::queue::starts::StartRecorder,
+    /// Outcome counters, duration and queue-lag histograms.
+    pub metrics: crate::ops::metrics::JobMetrics,
 }
 
 impl Executor {
@@ -99,6 +101,11 @@ impl Executor {
             store = %envelope.store,
             order = envelope.order_ref.as_deref().unwrap_or(""),
             attempt = envelope.attempt,
+        );
+        let due = envelope.ready_at.unwrap_or(envelope.enqueued_at);
+        self.metrics.started(
+            envelope.kind,
+            (started_at - due).to_std().unwrap_or_default(),
         );
         async {
             let result = match self.previous_delivery(&envelope).await {
@@ -146,6 +153,11 @@ impl Executor {
                 RunOutcome::NotFound => tracing::warn!(message = ?decision.message, "order not found at the courier"),
                 _ => tracing::debug!(outcome = decision.outcome.as_str(), "job done"),
             });
+            self.metrics.settled(
+                envelope.kind,
+                decision.outcome,
+                (record.finished_at - started_at).to_std().unwrap_or_default(),
+            );
             self.commit(record).await;
         }
         .instrument(span)

@@ -116,6 +116,7 @@ pub async fn run(
         runs,
         worker: options.name.as_str().into(),
         starts,
+        metrics: crate::ops::metrics::JobMetrics::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 

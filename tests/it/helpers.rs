@@ -158,6 +158,7 @@ impl TestApp {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ordersync-worker"));
         cmd.arg("--config")
             .arg(&self.config_path)
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .env("DATABASE_URL", self.database_url())
             .env("REDIS_URL", redis_url())
             .env("ORDERSYNC_NAMESPACE", &self.namespace)

@@ -1,0 +1,7 @@
+//! What operators look at: queue figures (Redis and the ledger together),
+//! store freshness, and the Prometheus metrics built from both. Read-only:
+//! nothing here changes a job.
+
+pub mod metrics;
+pub mod queues;
+pub mod stores;
