@@ -83,7 +83,7 @@ wanted=$(printf '%s\n' "${python_requirements[@]}")
 if [[ "$(cat "$venv/.installed" 2>/dev/null)" != "$wanted" ]]; then
   say "installing Python packages into $venv: ${python_requirements[*]}"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${python_requirements[@]}" \
-    || die "pip install failed (is PyPI reachable?)"
+    || die "pip install into $venv failed (is PyPI reachable? to start over: rm -rf $venv)"
   printf '%s' "$wanted" >"$venv/.installed"
 fi
 
