@@ -519,7 +519,10 @@ def check_compose(report: Report, deploy: Path, parsed: dict[Path, list[Any]], d
 
     for name, service in services.items():
         where = f"service {name}"
-        for dependency, condition in (service.get("depends_on") or {}).items():
+        depends_on = service.get("depends_on") or {}
+        if isinstance(depends_on, list):  # short form: started, no condition
+            depends_on = {name: {"condition": "service_started"} for name in depends_on}
+        for dependency, condition in depends_on.items():
             target = services.get(dependency)
             if target is None:
                 report.fail(path, f"{where} depends on {dependency}, which is not a service")
@@ -539,7 +542,8 @@ def check_compose(report: Report, deploy: Path, parsed: dict[Path, list[Any]], d
                 report.fail(path, f"{where} uses volume {source}, which is not declared under volumes:")
             if kind == "bind" and "$" not in source and not (deploy / source).exists():
                 report.fail(path, f"{where} mounts {source}, which does not exist")
-        if service.get("deploy", {}).get("replicas", 1) > 1 and service.get("container_name"):
+        replicas = dig(service, "deploy", "replicas", default=1)
+        if isinstance(replicas, int) and replicas > 1 and service.get("container_name"):
             report.fail(path, f"{where} has replicas and a container_name; replicas need generated names")
         command = service.get("command") or []
         if command[:1] == ["ordersync-worker"]:
@@ -551,8 +555,9 @@ def check_compose(report: Report, deploy: Path, parsed: dict[Path, list[Any]], d
         if command[:1] in (["ordersync"], ["ordersync-worker"]):
             if dig(service, "build", "dockerfile") != "deploy/Dockerfile":
                 report.fail(path, f"{where}: must build deploy/Dockerfile (one image for every role)")
-            if command[:2] != ["ordersync", "migrate"] and "migrate" not in (service.get("depends_on") or {}):
-                report.fail(path, f"{where} does not wait for the migrate service")
+            waits_for_migrate = dig(depends_on, "migrate", "condition") == "service_completed_successfully"
+            if command[:2] != ["ordersync", "migrate"] and not waits_for_migrate:
+                report.fail(path, f"{where} must wait for migrate with condition: service_completed_successfully")
             if service.get("read_only") is not True or "ALL" not in (service.get("cap_drop") or []):
                 report.fail(path, f"{where}: set read_only: true and cap_drop: [ALL]")
         if command[:2] == ["ordersync", "api"] or command[:1] == ["ordersync-worker"]:
