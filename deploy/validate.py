@@ -223,16 +223,17 @@ def check_kubernetes(report: Report, deploy: Path, parsed: dict[Path, list[Any]]
                 continue
             docs.append((path, doc))
 
+    failures = report.failures
     core = validate_schemas(report, docs)
     check_workloads(report, docs, generated_config_maps)
-    check_keda(report, docs, namespace or "ordersync")
-    if core:
+    if report.failures == failures:
         report.ok("k8s", f"{core} objects valid against Kubernetes {minor(OLDEST_KUBERNETES)} and {minor(kubernetes_validate.utils.latest_version())} schemas (strict); workload policy checked")
 
     if kubectl:
         render_kustomization(report, k8s, kubectl)
     else:
         report.skip("kustomize build", "kubectl is not installed; the listed manifests were checked one by one")
+    check_keda(report, docs, namespace or "ordersync")
 
 
 # Kinds without a Kubernetes schema, checked by check_keda() instead.
@@ -375,6 +376,7 @@ def check_keda(report: Report, docs: list[tuple[Path, dict]], namespace: str) ->
     auths: dict[str, dict] = {dig(d, "metadata", "name"): d for _, d in docs if d.get("kind") == "TriggerAuthentication"}
     list_pattern = re.compile(rf"^{re.escape(namespace)}:({'|'.join(JOB_KINDS)})(:bulk)?:active$")
     checked = 0
+    failures = report.failures
 
     for path, doc in docs:
         kind = doc.get("kind")
@@ -465,7 +467,7 @@ def check_keda(report: Report, docs: list[tuple[Path, dict]], namespace: str) ->
                     report.fail(path, f"{where}: redis trigger needs an address (metadata or TriggerAuthentication)")
             else:
                 report.fail(path, f"{where}: type {kind_of_trigger!r} has no check here (prometheus and redis do); add one")
-    if checked:
+    if checked and report.failures == failures:
         report.ok("keda", f"{checked} objects: required fields, targets, list names and query checked")
 
 
