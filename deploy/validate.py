@@ -477,7 +477,9 @@ def render_kustomization(report: Report, k8s: Path, kubectl: str) -> None:
         report.fail(k8s / "kustomization.yaml", f"`kubectl kustomize` failed: {result.stderr.strip()}")
         return
     docs = [d for d in load_yaml_documents(result.stdout) if isinstance(d, dict)]
-    rendered = [(k8s / "kustomization.yaml", d) for d in docs]
+    # Problems in the rendered output are reported against the build, since
+    # they may come from a generator or a transformer rather than one file.
+    rendered = [(k8s / "kustomization.yaml (rendered)", d) for d in docs]
     failures = report.failures
     validate_schemas(report, rendered)
     generated = {dig(d, "metadata", "name") for d in docs if d.get("kind") == "ConfigMap"}
