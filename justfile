@@ -23,6 +23,11 @@ test: services
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     cargo test --release --all-targets
+    bash deploy/validate.sh
+
+# Offline checks of deploy/: manifests, compose, Dockerfile, configs, alert rules (installs its tools on first run).
+deploy-check:
+    bash deploy/validate.sh
 
 # Benchmarks; prints a table and writes target/bench/results.json.
 bench: services

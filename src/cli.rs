@@ -27,6 +27,8 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "DATABASE_URL",
+        // The URL may carry a password: --help must not print the value.
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub database_url: String,
@@ -35,6 +37,8 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "REDIS_URL",
+        // The URL may carry a password: --help must not print the value.
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
