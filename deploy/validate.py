@@ -44,6 +44,7 @@ EXPORTED_METRICS = {
     "ordersync_queue_workers",
     "ordersync_failed_jobs",
     "ordersync_store_last_success_age_seconds",
+    "ordersync_store_tracking_coverage_ratio",
     "ordersync_jobs_total",
     "ordersync_job_duration_seconds",
     "ordersync_job_queue_lag_seconds",
@@ -809,6 +810,14 @@ def check_prometheus(report: Report, deploy: Path, parsed: dict[Path, list[Any]]
                 report.fail(rules_path, f"{name} has no {field} annotation")
         if annotations.get("runbook_url") and annotations["runbook_url"] not in RUNBOOK_ANCHORS:
             report.fail(rules_path, f"{name}: runbook_url {annotations['runbook_url']} is none of {sorted(RUNBOOK_ANCHORS)}")
+    readme = deploy.parent / "README.md"
+    headings = {
+        "README.md#" + re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in readme.read_text().splitlines()
+        if line.startswith("#")
+    }
+    for anchor in sorted(RUNBOOK_ANCHORS - headings):
+        report.fail(readme, f"no heading for the runbook anchor {anchor} the alerts link to")
         if (rule.get("labels") or {}).get("severity") not in ("warning", "critical"):
             report.fail(rules_path, f"{name} needs a severity label: warning or critical")
         for metric in re.findall(r"\bordersync_[a-z_]+", str(rule.get("expr", ""))):
