@@ -549,3 +549,74 @@ async fn readiness_fails_naming_redis_when_it_is_gone() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_json_log_line_of_a_job_names_the_job() {
+    let app = TestApp::spawn(two_stores(1)).await;
+    let log_path = std::env::temp_dir().join(format!("ordersync-log-{}.jsonl", app.namespace));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_ordersync-worker"))
+        .args(["--config"])
+        .arg(&app.config_path)
+        .args([
+            "--log-json",
+            "--kinds",
+            "noop",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env("DATABASE_URL", app.database_url())
+        .env("REDIS_URL", redis_url())
+        .env("ORDERSYNC_NAMESPACE", &app.namespace)
+        .env("RUST_LOG", "info")
+        .envs(app.secrets.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Transient failures log a line per retry, then the final failure.
+    let job = NewJob {
+        args: json!({"fail": "transient"}),
+        order_ref: Some("BETA-42".into()),
+        ..NewJob::for_store(JobKind::Noop, "BETA")
+    };
+    let id = app.enqueue_one(job).await;
+    assert_eq!(app.wait_final(id).await.last().unwrap().outcome, "failed");
+    let lines = app
+        .eventually("the worker logged the final failure", || {
+            let path = log_path.clone();
+            async move {
+                let text = std::fs::read_to_string(&path).ok()?;
+                text.contains("job failed")
+                    .then(|| text.lines().map(str::to_owned).collect::<Vec<_>>())
+            }
+        })
+        .await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let _ = std::fs::remove_file(&log_path);
+    let job_lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .filter(|v| v.to_string().contains(&id.to_string()))
+        .collect();
+    // Two retries and the failure (3 attempts).
+    assert!(job_lines.len() >= 3, "{job_lines:?}");
+    for line in &job_lines {
+        let span = &line["span"];
+        assert_eq!(span["job_id"], id.to_string(), "{line}");
+        assert_eq!(span["kind"], "noop", "{line}");
+        assert_eq!(span["store"], "BETA", "{line}");
+        assert_eq!(span["order"], "BETA-42", "{line}");
+        assert!(span["attempt"].as_u64().is_some(), "{line}");
+    }
+    let attempts: Vec<u64> = job_lines
+        .iter()
+        .map(|l| l["span"]["attempt"].as_u64().unwrap())
+        .collect();
+    assert!(
+        attempts.contains(&1) && attempts.contains(&3),
+        "{attempts:?}"
+    );
+    app.cleanup().await;
+}
