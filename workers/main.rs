@@ -46,6 +46,17 @@ struct WorkerCli {
     /// Worker name (default: host-pid-random; must be unique per process).
     #[arg(long, env = "ORDERSYNC_WORKER_NAME")]
     name: Option<String>,
+    /// On SIGTERM, how long running jobs may take to finish (e.g. 30s); the
+    /// rest are cut off and handed back to the queue.
+    #[arg(long, env = "ORDERSYNC_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    shutdown_timeout: humantime::Duration,
+    /// Finished tasks are deleted from Redis once this old (e.g. 5m). Keep it
+    /// longer than heartbeat x (missed heartbeats + 1).
+    #[arg(long, env = "ORDERSYNC_JANITOR_GRACE", default_value = "5m")]
+    janitor_grace: humantime::Duration,
+    /// How long the janitor waits after a sweep that found nothing to delete.
+    #[arg(long, env = "ORDERSYNC_JANITOR_INTERVAL", default_value = "10s")]
+    janitor_interval: humantime::Duration,
 }
 
 #[tokio::main]
@@ -100,5 +111,12 @@ async fn run(cli: WorkerCli) -> anyhow::Result<()> {
     if let Some(name) = cli.name {
         options.name = name;
     }
+    options.shutdown_timeout = cli.shutdown_timeout.into();
+    options.janitor_grace = cli.janitor_grace.into();
+    options.janitor_interval = cli.janitor_interval.into();
+    anyhow::ensure!(
+        !options.janitor_interval.is_zero(),
+        "--janitor-interval must be more than zero: it is the pause between sweeps that find nothing"
+    );
     worker::run(deps, runs, options, ordersync::startup::shutdown_signal()).await
 }

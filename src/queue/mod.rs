@@ -3,15 +3,18 @@
 //! apalis-redis delivers tasks (fetch, in-flight sets, heartbeats, orphan
 //! recovery); this module owns everything it gets wrong or leaves out:
 //! pushing (ours never touches apalis's `scheduled` set, see `lua/push.lua`),
-//! delayed tasks and their chunked promotion, retry backoff, and depth
-//! figures read straight from the keys. It issues no SQL.
+//! delayed tasks and their chunked promotion, retry backoff, depth figures
+//! read straight from the keys, deleting finished tasks (`janitor`) and
+//! handing a stopping worker's tasks back (`release`). It issues no SQL.
 
 pub mod backoff;
 pub mod depth;
 pub mod enqueue;
 pub mod envelope;
+pub mod janitor;
 pub mod keys;
 pub mod promoter;
+pub mod release;
 pub mod starts;
 
 pub use backoff::RetryPolicy;

@@ -119,7 +119,7 @@ impl Executor {
                 PreviousDelivery::Died => Err(JobError::transient(
                     "worker_died",
                     format!(
-                        "worker died during attempt {} (its heartbeat lapsed and the job was redelivered)",
+                        "worker died during attempt {} (or was stopped past its shutdown timeout) before the job settled; the job was redelivered",
                         envelope.attempt
                     ),
                 )),

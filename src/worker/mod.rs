@@ -1,9 +1,11 @@
 //! The worker process: one apalis worker per consumed queue, our promoter,
-//! wake-ups by Redis pub/sub, and a graceful stop.
+//! the janitor, wake-ups by Redis pub/sub, and a graceful stop
+//! (`shutdown.rs`).
 
 pub mod execute;
 pub mod registry;
 pub mod settle;
+pub mod shutdown;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use tokio::sync::watch;
 use crate::jobs::{Deps, JobKind};
 use crate::ledger::runs::RunWriter;
 use crate::queue::keys::DEFAULT_FETCH_BATCH;
-use crate::queue::{promoter, Lane, QueueKeys};
+use crate::queue::{janitor, promoter, Lane, QueueKeys};
 pub use execute::Executor;
+use shutdown::{Drain, Roster};
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
@@ -46,6 +49,14 @@ pub struct WorkerOptions {
     /// Unique name: host, pid and a random suffix, so a restarted process
     /// never waits on its dead predecessor's registration.
     pub name: String,
+    /// After a stop is requested, how long running jobs may take to finish;
+    /// the rest are cut off and handed back to the queue.
+    pub shutdown_timeout: Duration,
+    /// Finished tasks are deleted from Redis once this old (see
+    /// [`janitor::DEFAULT_GRACE`] for why it must outlast a redelivery).
+    pub janitor_grace: Duration,
+    /// How long the janitor waits after a sweep that found nothing to delete.
+    pub janitor_interval: Duration,
 }
 
 impl WorkerOptions {
@@ -62,6 +73,9 @@ impl WorkerOptions {
             missed_heartbeats: crate::queue::keys::MISSED_HEARTBEATS,
             dead_letter_retention: DEAD_LETTER_RETENTION,
             name: unique_worker_name(),
+            shutdown_timeout: shutdown::DEFAULT_SHUTDOWN_TIMEOUT,
+            janitor_grace: janitor::DEFAULT_GRACE,
+            janitor_interval: janitor::DEFAULT_INTERVAL,
         }
     }
 
@@ -92,8 +106,9 @@ pub fn unique_worker_name() -> String {
     format!("{host}-{}-{suffix:04x}", std::process::id())
 }
 
-/// Run workers for `options.kinds` until `shutdown` resolves; in-flight jobs
-/// finish first (within `shutdown_timeout`), the rest stay in Redis.
+/// Run workers for `options.kinds` until `shutdown` resolves; then fetch
+/// nothing more, let running jobs finish within `options.shutdown_timeout`,
+/// and hand everything else back to the queue (see `shutdown.rs`).
 ///
 /// # Errors
 /// Redis is unreachable at start-up.
@@ -148,6 +163,31 @@ pub async fn run(
         options.dead_letter_retention,
         stop_rx.clone(),
     ));
+    let redelivery_window = options.heartbeat * (options.missed_heartbeats as u32 + 1);
+    if options.janitor_grace < redelivery_window {
+        tracing::warn!(
+            grace = %humantime::format_duration(options.janitor_grace),
+            redelivery_window = %humantime::format_duration(redelivery_window),
+            "janitor grace is shorter than a crashed worker's redelivery window: \
+             a follow-up re-pushed by a late redelivery could run twice"
+        );
+    }
+    let janitor_task = tokio::spawn(janitor::run(
+        client
+            .get_connection_manager()
+            .await
+            .context("connecting to Redis")?,
+        keys.clone(),
+        options.janitor_grace,
+        options.janitor_interval,
+        stop_rx.clone(),
+    ));
+    let drain = Arc::new(Drain::new());
+    let roster = Arc::new(Roster::default());
+    let shutdown_conn = client
+        .get_connection_manager()
+        .await
+        .context("connecting to Redis")?;
 
     tracing::info!(worker = %options.name, %namespace, kinds = ?options.kinds, "worker starting");
     let mut queue_tasks = Vec::new();
@@ -169,18 +209,34 @@ pub async fn run(
                 options.poll_interval,
                 format!("{}-{}{lane_name}-{fetcher}", options.name, kind.as_str()),
                 executor.clone(),
-                stop_rx.clone(),
+                Workers {
+                    drain: drain.clone(),
+                    roster: roster.clone(),
+                    stop: stop_rx.clone(),
+                },
             )));
         }
     }
     shutdown.await;
-    tracing::info!(worker = %options.name, "shutdown requested: finishing in-flight jobs");
+    tracing::info!(
+        worker = %options.name,
+        timeout = %humantime::format_duration(options.shutdown_timeout),
+        "shutdown requested: fetching nothing more, finishing running jobs"
+    );
     let _ = stop_tx.send(true);
-    for task in queue_tasks {
-        let _ = task.await;
+    shutdown::Shutdown {
+        conn: shutdown_conn,
+        queue_tasks,
+        drain,
+        roster,
+        timeout: options.shutdown_timeout,
+        heartbeat: options.heartbeat,
     }
+    .finish()
+    .await;
     let _ = promoter_task.await;
     let _ = pruner_task.await;
+    let _ = janitor_task.await;
     tracing::info!(worker = %options.name, "worker stopped");
     Ok(())
 }
@@ -224,6 +280,17 @@ async fn prune_loop(db: sqlx::PgPool, retention: Duration, mut stop: watch::Rece
     }
 }
 
+/// What every apalis worker of the process shares besides the executor.
+#[derive(Clone)]
+struct Workers {
+    /// Running deliveries (for shutdown).
+    drain: Arc<Drain>,
+    /// Registrations made (for shutdown).
+    roster: Arc<Roster>,
+    /// Turns true when the process stops.
+    stop: watch::Receiver<bool>,
+}
+
 /// Keep one queue's apalis worker running: if it dies (Redis restarted, a
 /// script error), start a new one under a new name after a short pause.
 async fn supervise_queue(
@@ -233,8 +300,9 @@ async fn supervise_queue(
     poll_interval: Duration,
     base_name: String,
     executor: Arc<Executor>,
-    mut stop: watch::Receiver<bool>,
+    workers: Workers,
 ) {
+    let mut stop = workers.stop.clone();
     let mut generation = 0u32;
     loop {
         let name = if generation == 0 {
@@ -242,6 +310,7 @@ async fn supervise_queue(
         } else {
             format!("{base_name}-r{generation}")
         };
+        workers.roster.add(&keys, &name);
         let result = run_queue(
             client.clone(),
             keys.clone(),
@@ -249,7 +318,7 @@ async fn supervise_queue(
             poll_interval,
             name,
             executor.clone(),
-            stop.clone(),
+            workers.clone(),
         )
         .await;
         if *stop.borrow() {
@@ -276,7 +345,7 @@ async fn run_queue(
     poll_interval: Duration,
     name: String,
     executor: Arc<Executor>,
-    stop: watch::Receiver<bool>,
+    workers: Workers,
 ) -> anyhow::Result<()> {
     let conn = client
         .get_connection_manager()
@@ -286,7 +355,7 @@ async fn run_queue(
     let storage = RedisStorage::<serde_json::Value>::new(conn)
         .with_config(keys.config.clone())
         .poll_with_strategy(Strategy::new().stream(wake).interval(poll_interval));
-    apalis_worker(storage, &name, concurrency, executor, stop)
+    apalis_worker(storage, &name, concurrency, executor, workers)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -301,28 +370,36 @@ fn apalis_worker(
     name: &str,
     concurrency: usize,
     executor: Arc<Executor>,
-    mut stop: watch::Receiver<bool>,
+    workers: Workers,
 ) -> futures::future::BoxFuture<'static, Result<(), WorkerError>> {
     let worker = WorkerBuilder::new(name)
         .backend(storage)
         .data(executor)
+        .data(workers.drain)
         .concurrency(concurrency)
         .parallelize(|task| tokio::spawn(task))
         .build(handle);
-    let signal: futures::future::BoxFuture<'static, Result<(), std::io::Error>> =
-        Box::pin(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-            Ok(())
-        });
-    Box::pin(worker.run_until(signal))
+    let stop = workers.stop;
+    Box::pin(worker.run_with_ctx(move |ctx| {
+        let stop = stop.clone();
+        async move { shutdown::stop_when_told(ctx, stop).await }
+    }))
 }
 
 async fn handle(
     payload: serde_json::Value,
     executor: Data<Arc<Executor>>,
+    drain: Data<Arc<Drain>>,
+    task_id: TaskId,
 ) -> Result<(), BoxDynError> {
-    executor.execute(payload).await;
-    Ok(())
+    let _running = drain.start(task_id.to_string());
+    tokio::select! {
+        biased;
+        () = executor.execute(payload) => Ok(()),
+        // Only after this worker's apalis loop is gone, so this cannot be
+        // acked: the task is handed back to the queue.
+        () = drain.cut_off_signal() => Err("cut off by the shutdown timeout".into()),
+    }
 }
 
 /// A stream that yields whenever our push or promote scripts announce tasks
