@@ -116,6 +116,12 @@ pub enum Command {
         #[command(subcommand)]
         action: JobsCommand,
     },
+    /// One order's whole story and diagnosis; orders stuck in one status.
+    Orders {
+        /// What to show.
+        #[command(subcommand)]
+        action: crate::order_report::OrdersCommand,
+    },
     /// Per-store figures: orders, tracking, statuses, invoices, SMS, failures.
     Summary {
         /// JSON output.
@@ -287,6 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enqueue { kind, store, order } => enqueue(g, kind, store, order).await,
         Command::Queues { json } => queues(g, json).await,
         Command::Jobs { action } => jobs_command(g, action).await,
+        Command::Orders { action } => crate::order_report::run(g, action).await,
         Command::Summary { json } => {
             let db = crate::ledger::connect(&g.database_url, 2).await?;
             let rows = crate::ledger::summary::per_store(&db).await?;

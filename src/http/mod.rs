@@ -3,6 +3,7 @@
 //! token. Webhooks and the dashboard build on this router.
 
 pub mod admin;
+pub mod orders;
 pub mod webhooks;
 
 use std::sync::Arc;
