@@ -127,6 +127,12 @@ pub enum Command {
         #[command(subcommand)]
         action: JobsCommand,
     },
+    /// One order's whole story and diagnosis; orders stuck in one status.
+    Orders {
+        /// What to show.
+        #[command(subcommand)]
+        action: crate::order_report::OrdersCommand,
+    },
     /// Per-store figures: orders, tracking, statuses, invoices, SMS, failures.
     Summary {
         /// JSON output.
@@ -302,6 +308,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             interval,
         } => queues(g, json, watch.then_some(interval.into())).await,
         Command::Jobs { action } => jobs_command(g, action).await,
+        Command::Orders { action } => crate::order_report::run(g, action).await,
         Command::Summary { json } => {
             let db = crate::ledger::connect(&g.database_url, 2).await?;
             let rows = crate::ledger::summary::per_store(&db).await?;

@@ -10,9 +10,12 @@
 //! - [`jobs`]: the five job kinds, one file each (`perform`).
 //! - [`providers`]: HTTP clients of Maystro, WooCommerce, ERPNext, mNotify;
 //!   error classification.
-//! - [`ledger`]: the only module with SQL: job ledger, orders, claims.
+//! - [`ledger`]: the only module with SQL: job ledger, orders, claims;
+//!   `ledger::trace` reads one order's whole story back.
+//! - [`diagnosis`]: why is this order stuck? Findings over a trace.
 //! - [`simulator`]: the external services on loopback, for tests/demo/bench.
-//! - [`startup`], [`cli`], [`demo`], [`bench`]: wiring and the commands.
+//! - [`startup`], [`cli`], [`demo`], [`bench`]: wiring and the commands;
+//!   [`order_report`]: `ordersync orders trace|stuck`.
 
 pub mod accounts;
 pub mod backfill;
@@ -20,11 +23,13 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod diagnosis;
 pub mod failures;
 pub mod http;
 pub mod jobs;
 pub mod ledger;
 pub mod ops;
+pub mod order_report;
 pub mod providers;
 pub mod queue;
 pub mod scheduler;

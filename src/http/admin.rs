@@ -20,6 +20,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/jobs/discard", post(discard))
         .route("/jobs/{id}", get(show))
         .route("/sync", post(sync))
+        // A static segment wins over a capture in axum, so `stuck` is never a reference.
+        .route("/orders/stuck", get(crate::http::orders::stuck_orders))
+        .route("/orders/{reference}", get(crate::http::orders::trace_order))
         .route_layer(from_fn_with_state(state, require_admin))
 }
 

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod ops;
+pub mod orders;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@ pub mod orders;
 pub mod runs;
 pub mod sms;
 pub mod summary;
+pub mod trace;
 pub mod webhooks;
 
 use anyhow::Context as _;
