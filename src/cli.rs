@@ -147,11 +147,14 @@ pub enum Command {
     },
     /// Run the periodic scheduler until SIGTERM (safe with several replicas).
     Scheduler,
-    /// Serve the HTTP API (health, admin API) until SIGTERM.
+    /// Serve the HTTP API (health, webhooks, admin API, dashboard) until SIGTERM.
     Api {
         /// Address to listen on.
         #[arg(long, env = "ORDERSYNC_LISTEN", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// The dashboard's login sessions.
+        #[command(flatten)]
+        dashboard: crate::http::dashboard::DashboardArgs,
     },
     /// Run the simulated courier, shop, ERP and SMS services.
     Simulate(crate::demo::SimulateArgs),
@@ -319,7 +322,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Api { listen } => api(g, listen).await,
+        Command::Api { listen, dashboard } => api(g, listen, dashboard).await,
         Command::Backfill { what } => backfill(g, what).await,
         Command::Scheduler => {
             let config = g.load_config()?;
@@ -385,7 +388,11 @@ async fn backfill(g: &GlobalArgs, what: BackfillCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn api(g: &GlobalArgs, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+async fn api(
+    g: &GlobalArgs,
+    listen: std::net::SocketAddr,
+    dashboard: crate::http::dashboard::DashboardArgs,
+) -> anyhow::Result<()> {
     let config = g.load_config()?;
     let token = config
         .admin_token
@@ -395,8 +402,9 @@ async fn api(g: &GlobalArgs, listen: std::net::SocketAddr) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(%listen, "API listening");
-    let state = crate::http::AppState::new(deps, &config, token);
+    tracing::info!(%listen, dashboard = %format!("http://{listen}/dashboard/"), "API listening");
+    let mut state = crate::http::AppState::new(deps, &config, token);
+    state.dashboard = dashboard.settings();
     crate::http::serve(listener, state, crate::startup::shutdown_signal()).await
 }
 

@@ -3,6 +3,7 @@
 //! token. Webhooks and the dashboard build on this router.
 
 pub mod admin;
+pub mod dashboard;
 pub mod ops;
 pub mod orders;
 pub mod webhooks;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub courier_accounts: Arc<std::collections::HashMap<String, Vec<String>>>,
     /// The configuration (stores and their accounts, for freshness).
     pub config: Arc<crate::config::Config>,
+    /// The dashboard's session settings.
+    pub dashboard: dashboard::Settings,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
                     .collect(),
             ),
             config: Arc::new(config.clone()),
+            dashboard: dashboard::Settings::default(),
         }
     }
 }
@@ -75,6 +79,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(webhooks::courier),
         )
         .nest("/admin/api", admin::routes(state.clone()))
+        .merge(dashboard::routes())
         .with_state(state)
 }
 
@@ -112,16 +117,23 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Reject requests without `Authorization: Bearer <token>` (constant-time compare).
+/// Reject requests without `Authorization: Bearer <token>` (constant-time
+/// compare), unless they carry a dashboard session instead (see
+/// [`dashboard::authorize_session`]: cookie, same origin, CSRF token on writes).
 pub async fn require_admin(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let Some(authorization) = request.headers().get(header::AUTHORIZATION) else {
+        return match dashboard::authorize_session(&state, request.method(), request.headers()) {
+            Ok(_) => next.run(request).await,
+            Err(refused) => refused.into_response(),
+        };
+    };
+    let presented = authorization
+        .to_str()
+        .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     let expected = state.admin_token.expose_secret().as_bytes();

@@ -7,6 +7,7 @@
 mod admin_api;
 mod backfill;
 mod cli;
+mod dashboard;
 mod failures;
 mod helpers;
 mod janitor;
