@@ -18,8 +18,10 @@ demo: services
     cargo build --release --bins
     ./target/release/ordersync demo
 
-# Everything: formatting, lints, unit and integration tests (real Redis and Postgres).
+# Everything: formatting, lints, unit and integration tests (real Redis and Postgres,
+# and the dashboard in headless Chromium).
 test: services
+    bash deploy/ensure-browser.sh
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     cargo test --release --all-targets

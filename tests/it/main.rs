@@ -6,6 +6,7 @@
 
 mod admin_api;
 mod backfill;
+mod browser;
 mod cli;
 mod dashboard;
 mod failures;
