@@ -1,7 +1,7 @@
 //! `ordersync bench` (`just bench`): throughput, wake-up latency, the
-//! provider pipeline and worker memory, measured against the real Redis and
-//! Postgres and the simulator. Prints a table and writes
-//! `target/bench/results.json`.
+//! provider pipeline, worker memory and Redis memory over a million jobs,
+//! measured against the real Redis and Postgres and the simulator. Prints a
+//! table and writes `target/bench/results.json`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -20,6 +20,15 @@ use crate::jobs::JobKind;
 use crate::queue::{NewJob, Source};
 use crate::simulator::{self, Knobs, Service, SimConfig};
 use crate::startup::Settings;
+
+mod redis_memory;
+
+/// A benchmark section that can run on its own (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSection {
+    /// (h) Redis memory before, during and after a million jobs.
+    RedisMemory,
+}
 
 /// `ordersync bench`.
 #[derive(Debug, Clone, Args)]
@@ -51,6 +60,16 @@ pub struct BenchArgs {
     /// Seconds of webhooks for (g).
     #[arg(long, default_value_t = 10)]
     pub webhook_secs: u64,
+    /// Run only this section.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchSection>,
+    /// No-op jobs pushed and consumed for the Redis memory section (h).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub memory_jobs: usize,
+    /// Redis for the memory section (default: REDIS_URL). `used_memory` is
+    /// server-wide, so a private server gives a reading nobody else disturbs.
+    #[arg(long)]
+    pub memory_redis_url: Option<String>,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
     pub database: String,
@@ -79,6 +98,19 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     let env: HashMap<String, String> = secrets.iter().cloned().collect();
     let config =
         crate::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
+    let memory_setup = redis_memory::Setup {
+        database_url: &database_url,
+        redis_url: args.memory_redis_url.as_deref().unwrap_or(&g.redis_url),
+        config: &config,
+        config_path: &config_path,
+        secrets: &secrets,
+        dir: &dir,
+    };
+    if args.only == Some(BenchSection::RedisMemory) {
+        redis_memory::run(memory_setup, args.memory_jobs, &mut results).await?;
+        sim.shutdown().await;
+        return report(&args, &results);
+    }
 
     // (a) bulk enqueue, (b) no-op consumption, (c) idle wake-up.
     let settings = Settings {
@@ -192,20 +224,25 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?
     };
+    redis_memory::run(memory_setup, args.memory_jobs, &mut results).await?;
     sim.shutdown().await;
 
     results.insert("worker_rss_mb", noop_rss.max(pipeline_rss));
     results.insert("worker_rss_noop_mb", noop_rss);
     results.insert("worker_rss_pipeline_mb", pipeline_rss);
+    report(&args, &results)
+}
 
+/// Print the results table and write them to `args.output`.
+fn report(args: &BenchArgs, results: &BTreeMap<&'static str, f64>) -> anyhow::Result<()> {
     println!("\n{:<28} {:>12}", "metric", "value");
-    for (k, v) in &results {
+    for (k, v) in results {
         println!("{k:<28} {v:>12.1}");
     }
     if let Some(parent) = args.output.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&args.output, serde_json::to_string_pretty(&results)?)
+    std::fs::write(&args.output, serde_json::to_string_pretty(results)?)
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("\nwritten to {}", args.output.display());
     Ok(())
