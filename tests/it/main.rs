@@ -9,6 +9,7 @@ mod backfill;
 mod cli;
 mod failures;
 mod helpers;
+mod orders;
 mod pipeline;
 mod queue;
 mod recovery;
