@@ -34,7 +34,7 @@ deploy-check:
 # Benchmarks; prints a table and writes target/bench/results.json.
 bench: services
     cargo build --release --bins
-    ./target/release/ordersync bench
+    ./target/release/ordersync bench --trace-orders 1000000
 
 # Apply migrations to DATABASE_URL.
 migrate: services

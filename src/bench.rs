@@ -22,6 +22,7 @@ use crate::simulator::{self, Knobs, Service, SimConfig};
 use crate::startup::Settings;
 
 mod redis_memory;
+mod trace_orders;
 
 /// A benchmark section that can run on its own (`--only`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +71,17 @@ pub struct BenchArgs {
     /// server-wide, so a private server gives a reading nobody else disturbs.
     #[arg(long)]
     pub memory_redis_url: Option<String>,
+    /// Orders seeded for the order-tracing benchmark (h); 0 skips it.
+    /// Seeding a million takes minutes, so it is opt-in: `just bench` passes
+    /// `--trace-orders 1000000`.
+    #[arg(long, default_value_t = 0)]
+    pub trace_orders: i64,
+    /// Random orders traced in (h).
+    #[arg(long, default_value_t = 200)]
+    pub trace_samples: usize,
+    /// Run only (h), merging its figures into an existing results file.
+    #[arg(long, requires = "trace_orders")]
+    pub only_trace_orders: bool,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
     pub database: String,
@@ -84,6 +96,17 @@ pub struct BenchArgs {
 /// A service is missing or a worker died.
 pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     let mut results: BTreeMap<&'static str, f64> = BTreeMap::new();
+    if args.only_trace_orders {
+        trace_orders::run(
+            &g.database_url,
+            &args.database,
+            args.trace_orders,
+            args.trace_samples,
+            &mut results,
+        )
+        .await?;
+        return write_results(&args, &results, true);
+    }
     let database_url = crate::ledger::recreate_database(&g.database_url, &args.database).await?;
     let dir = std::env::temp_dir().join(format!("ordersync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -109,7 +132,7 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     if args.only == Some(BenchSection::RedisMemory) {
         redis_memory::run(memory_setup, args.memory_jobs, &mut results).await?;
         sim.shutdown().await;
-        return report(&args, &results);
+        return write_results(&args, &results, true);
     }
 
     // (a) bulk enqueue, (b) no-op consumption, (c) idle wake-up.
@@ -230,19 +253,44 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     results.insert("worker_rss_mb", noop_rss.max(pipeline_rss));
     results.insert("worker_rss_noop_mb", noop_rss);
     results.insert("worker_rss_pipeline_mb", pipeline_rss);
-    report(&args, &results)
+
+    if args.trace_orders > 0 {
+        trace_orders::run(
+            &g.database_url,
+            &args.database,
+            args.trace_orders,
+            args.trace_samples,
+            &mut results,
+        )
+        .await?;
+    }
+    write_results(&args, &results, false)
 }
 
-/// Print the results table and write them to `args.output`.
-fn report(args: &BenchArgs, results: &BTreeMap<&'static str, f64>) -> anyhow::Result<()> {
+/// Print the table and write the results file; with `merge`, figures
+/// already in the file that this run did not measure are kept.
+fn write_results(
+    args: &BenchArgs,
+    results: &BTreeMap<&'static str, f64>,
+    merge: bool,
+) -> anyhow::Result<()> {
     println!("\n{:<28} {:>12}", "metric", "value");
     for (k, v) in results {
         println!("{k:<28} {v:>12.1}");
     }
+    let mut all: BTreeMap<String, f64> = if merge {
+        std::fs::read_to_string(&args.output)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
+    all.extend(results.iter().map(|(k, v)| ((*k).to_owned(), *v)));
     if let Some(parent) = args.output.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&args.output, serde_json::to_string_pretty(results)?)
+    std::fs::write(&args.output, serde_json::to_string_pretty(&all)?)
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("\nwritten to {}", args.output.display());
     Ok(())

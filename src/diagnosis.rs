@@ -167,12 +167,12 @@ fn failure_finding(trace: &OrderTrace, failure: &OpenFailure<'_>, now: DateTime<
     let status = purpose(job).1.unwrap_or_default();
     let message = if dead.outcome == "not_found" {
         format!(
-            "the courier does not know this order: {} job {id} got not_found {when}: {}. The usual cause is the store {} mapped to the wrong courier account (domain.md §1): check its courier account in the config, then replay with `ordersync jobs replay {id}`{earlier}",
+            "the courier does not know this order: {} job {id} got not_found {when}: {} — the usual cause is the store {} mapped to the wrong courier account (domain.md §1): check its courier account in the config, then replay with `ordersync jobs replay {id}`{earlier}",
             job.kind, dead.error_message, trace.order.store
         )
     } else if job.kind == "send_sms" && dead.error_class == "delivery_unknown" {
         format!(
-            "the text about '{status}' may or may not have reached the customer: send_sms job {id} {when}: {}. Replaying could text them twice: check the SMS gateway's log first, then replay with `ordersync jobs replay {id}` or discard with `ordersync jobs discard {id}`{earlier}",
+            "the text about '{status}' may or may not have reached the customer: send_sms job {id} failed {when}: {} — replaying could text them twice: check the SMS gateway's log first, then replay with `ordersync jobs replay {id}` or discard with `ordersync jobs discard {id}`{earlier}",
             dead.error_message
         )
     } else {

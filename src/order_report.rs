@@ -155,12 +155,14 @@ pub fn render_trace(t: &OrderTrace) -> String {
         match (&o.tracking_number, o.courier_order_id) {
             (None, None) => "not known to the courier yet (no tracking number)".to_owned(),
             (tracking, id) => format!(
-                "tracking {} · courier order {} · code {} {}",
+                "tracking {} · courier order {} · code {}",
                 tracking.as_deref().unwrap_or("-"),
                 id.map_or_else(|| "-".to_owned(), |i| i.to_string()),
-                o.courier_code
-                    .map_or_else(|| "-".to_owned(), |c| c.to_string()),
-                o.courier_label.as_deref().unwrap_or("")
+                match (o.courier_code, &o.courier_label) {
+                    (Some(code), Some(label)) => format!("{code} {label}"),
+                    (Some(code), None) => code.to_string(),
+                    _ => "-".to_owned(),
+                }
             ),
         },
     );
@@ -193,7 +195,7 @@ pub fn render_trace(t: &OrderTrace) -> String {
 
     section(&mut out, "Status history");
     if t.status_history.is_empty() {
-        let _ = writeln!(out, "  (none: the courier has never reported this order)");
+        let _ = writeln!(out, "  (no status change recorded)");
     }
     for h in &t.status_history {
         let _ = writeln!(
@@ -371,7 +373,10 @@ fn describe_run(r: &RunRow, max_attempts: i32) -> String {
         let _ = write!(line, " {message}");
     }
     if let Some(status) = r.http_status {
-        let _ = write!(line, " (HTTP {status})");
+        // Provider messages usually name the status already.
+        if !line.contains(&format!("HTTP {status}")) {
+            let _ = write!(line, " (HTTP {status})");
+        }
     }
     if let Some(next) = r.next_run_at {
         let _ = write!(line, " · next {}", next.format("%Y-%m-%d %H:%M:%S"));
@@ -393,10 +398,10 @@ fn describe_store_job(job: &StoreJob, now: DateTime<Utc>) -> String {
         );
     }
     if let Some(d) = &run.detail {
-        let n = |k: &str| {
-            d.get(k)
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "?".into())
+        let n = |k: &str| match d.get(k) {
+            Some(serde_json::Value::String(s)) => format!("'{s}'"),
+            Some(v) => v.to_string(),
+            None => "?".into(),
         };
         if d.get("matched").is_some() {
             let _ = write!(

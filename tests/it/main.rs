@@ -13,6 +13,7 @@ mod failures;
 mod helpers;
 mod janitor;
 mod ops;
+mod orders;
 mod pipeline;
 mod queue;
 mod recovery;
