@@ -122,7 +122,7 @@ fn open_failures(trace: &OrderTrace) -> Vec<OpenFailure<'_>> {
         })
         .collect();
     // Newest failure first: it is the freshest evidence.
-    failures.sort_by(|a, b| failed_at(b.job).cmp(&failed_at(a.job)));
+    failures.sort_by_key(|d| std::cmp::Reverse(failed_at(d.job)));
     failures
 }
 

@@ -588,8 +588,8 @@ pub async fn trace_order(db: &PgPool, reference: &str) -> sqlx::Result<Option<Or
             .find(|(k, _)| k == kind)
             .and_then(|(_, at)| *at)
     };
-    let fetch_tracking = store_sync(&mut *tx, &o.store, "fetch_tracking").await?;
-    let import_orders = store_sync(&mut *tx, &o.store, "import_orders").await?;
+    let fetch_tracking = store_sync(&mut tx, &o.store, "fetch_tracking").await?;
+    let import_orders = store_sync(&mut tx, &o.store, "import_orders").await?;
     let store_syncs = StoreSyncs {
         store: o.store.clone(),
         fetch_tracking: StoreSync {
@@ -767,7 +767,7 @@ pub async fn unknown_reference_hints(db: &PgPool, reference: &str) -> sqlx::Resu
         ));
     }
     let mut conn = db.acquire().await?;
-    let import = store_sync(&mut *conn, store, "import_orders").await?;
+    let import = store_sync(&mut conn, store, "import_orders").await?;
     hints.push(match import.last_run {
         Some(job) => {
             let run = job.latest_run.as_ref();
