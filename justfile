@@ -15,16 +15,16 @@ services:
 
 # The end-to-end demo: simulator, two worker processes, ~2,000 orders, a summary.
 demo: services
-    cargo build --release --bins
-    ./target/release/ordersync demo
+    cargo build --release --workspace --bins
+    ./target/release/ordersync-dev demo
 
 # Everything: formatting, lints, unit and integration tests (real Redis and Postgres,
 # and the dashboard in headless Chromium).
 test: services
     bash deploy/ensure-browser.sh
     cargo fmt --all -- --check
-    cargo clippy --all-targets -- -D warnings
-    cargo test --release --all-targets
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --release --workspace --all-targets
     bash deploy/validate.sh
 
 # Offline checks of deploy/: manifests, compose, Dockerfile, configs, alert rules (installs its tools on first run).
@@ -33,8 +33,8 @@ deploy-check:
 
 # Benchmarks; prints a table and writes target/bench/results.json.
 bench: services
-    cargo build --release --bins
-    ./target/release/ordersync bench --trace-orders 1000000
+    cargo build --release --workspace --bins
+    ./target/release/ordersync-dev bench --trace-orders 1000000
 
 # Apply migrations to DATABASE_URL.
 migrate: services

@@ -837,7 +837,7 @@ def check_prometheus(report: Report, deploy: Path, parsed: dict[Path, list[Any]]
 
 def check_sources_agree(report: Report, repo: Path) -> None:
     """The names hard-coded here and in the manifests still match the code."""
-    jobs = repo / "src" / "jobs" / "mod.rs"
+    jobs = repo / "src" / "domain" / "job.rs"
     if jobs.is_file():
         text = jobs.read_text()
         for kind in JOB_KINDS:

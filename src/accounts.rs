@@ -7,12 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::jobs::JobError;
 use crate::providers::erpnext::ErpClient;
 use crate::providers::maystro::MaystroClient;
 use crate::providers::mnotify::MnotifyClient;
 use crate::providers::woocommerce::WooClient;
 use crate::providers::{http_client, HttpSettings};
+
+/// A job names a store (or account) this process has no client for: the
+/// store was removed from the configuration, or never mapped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store {store} has no {role} configured")]
+pub struct AccountError {
+    /// The store asked for.
+    pub store: String,
+    /// What it lacks (`courier account`, `shop`).
+    pub role: &'static str,
+}
 
 /// Every provider client, built once per process.
 #[derive(Debug)]
@@ -86,15 +96,13 @@ impl Accounts {
     ///
     /// # Errors
     /// Permanent when the store is not configured (a job for a removed store).
-    pub fn courier(&self, store: &str) -> Result<&MaystroClient, JobError> {
+    pub fn courier(&self, store: &str) -> Result<&MaystroClient, AccountError> {
         self.courier_of_store
             .get(store)
             .map(Arc::as_ref)
-            .ok_or_else(|| {
-                JobError::permanent(
-                    "unknown_store",
-                    format!("store {store} has no courier account configured"),
-                )
+            .ok_or_else(|| AccountError {
+                store: store.to_owned(),
+                role: "courier account",
             })
     }
 
@@ -102,17 +110,21 @@ impl Accounts {
     ///
     /// # Errors
     /// Permanent when the store is not configured.
-    pub fn shop(&self, store: &str) -> Result<&WooClient, JobError> {
-        self.shops.get(store).map(Arc::as_ref).ok_or_else(|| {
-            JobError::permanent("unknown_store", format!("store {store} is not configured"))
-        })
+    pub fn shop(&self, store: &str) -> Result<&WooClient, AccountError> {
+        self.shops
+            .get(store)
+            .map(Arc::as_ref)
+            .ok_or_else(|| AccountError {
+                store: store.to_owned(),
+                role: "shop",
+            })
     }
 
     /// The ERP client.
     ///
     /// # Errors
     /// Never today; fallible so a store-specific ERP can be added.
-    pub fn erp(&self) -> Result<&ErpClient, JobError> {
+    pub fn erp(&self) -> Result<&ErpClient, AccountError> {
         Ok(&self.erp)
     }
 
@@ -120,7 +132,7 @@ impl Accounts {
     ///
     /// # Errors
     /// Never today; fallible so per-store SMS accounts can be added.
-    pub fn sms(&self) -> Result<&MnotifyClient, JobError> {
+    pub fn sms(&self) -> Result<&MnotifyClient, AccountError> {
         Ok(&self.sms)
     }
 

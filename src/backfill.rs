@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use crate::jobs::status::NormalizedStatus;
-use crate::jobs::{Deps, JobKind};
-use crate::queue::{NewJob, Source};
+use crate::domain::{JobKind, NormalizedStatus, Source};
+use crate::jobs::Deps;
+use crate::queue::NewJob;
 
 /// What a backfill's jobs ended as, from the ledger.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

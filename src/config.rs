@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::jobs::{JobKind, Policies};
-use crate::queue::RetryPolicy;
+use crate::domain::retry::default_policy;
+use crate::domain::{schedule, JobKind, Policies, RetryPolicy};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -364,7 +364,7 @@ impl Config {
             let kind: JobKind = name
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("[jobs.{name}]: {e}"))?;
-            let base = kind.default_policy();
+            let base = default_policy(kind);
             let policy = RetryPolicy {
                 max_attempts: over.max_attempts.unwrap_or(base.max_attempts).max(1),
                 base: over
@@ -384,7 +384,7 @@ impl Config {
         if let Some(secs) = file.deferral.max_age_secs {
             policies.defer_max_age = std::time::Duration::from_secs(secs);
         }
-        let mut schedule: Vec<(JobKind, String)> = crate::scheduler::DEFAULTS
+        let mut schedule: Vec<(JobKind, String)> = schedule::DEFAULTS
             .iter()
             .map(|(k, s)| (*k, (*s).to_owned()))
             .collect();
@@ -397,7 +397,7 @@ impl Config {
                 schedule.push((kind, expr.clone()));
             }
         }
-        crate::scheduler::entries(&schedule)?;
+        schedule::entries(&schedule)?;
         let admin_token = match &file.admin {
             Some(admin) => Some(secret(&admin.token_env, "admin API bearer token")?),
             None => None,
@@ -433,18 +433,6 @@ impl Config {
                 )
             })
             .collect()
-    }
-}
-
-/// `scheme://user:password@host/...` with the password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "<unparseable URL>".into(),
     }
 }
 
@@ -581,17 +569,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown job kind 'send_fax'"), "{err}");
-    }
-
-    #[test]
-    fn redact_url_hides_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:pw@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
     }
 }

@@ -4,24 +4,9 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::domain::{FailureClass, JobEnvelope, JobKind, Provider, Source};
 use crate::jobs::Deps;
 use crate::ledger::dead_letters;
-use crate::queue::{JobEnvelope, Source};
-
-/// Providers whose names lead their clients' error messages.
-const PROVIDERS: [&str; 4] = ["maystro", "woocommerce", "erpnext", "mnotify"];
-
-/// The provider an error message came from (`ordersync` for our own errors).
-pub fn provider_of(message: &str) -> &'static str {
-    PROVIDERS
-        .into_iter()
-        .find(|p| {
-            message
-                .strip_prefix(p)
-                .is_some_and(|rest| rest.starts_with('/') || rest.starts_with(' '))
-        })
-        .unwrap_or("ordersync")
-}
 
 /// The message with what varies between jobs of one cause (numbers, ids,
 /// order references' numbers) replaced, so they share a fingerprint.
@@ -54,9 +39,15 @@ fn looks_like_uuid(first: char, rest: &std::iter::Peekable<std::str::Chars<'_>>)
 }
 
 /// Group key: kind + provider + error class + normalized message.
-pub fn fingerprint(kind: &str, error_class: &str, message: &str) -> String {
+pub fn fingerprint(kind: JobKind, class: FailureClass, message: &str) -> String {
+    fingerprint_named(kind.as_str(), class, message)
+}
+
+/// [`fingerprint`] for a kind known only by name (an undecodable payload's).
+pub fn fingerprint_named(kind: &str, class: FailureClass, message: &str) -> String {
+    let provider = class.provider().map_or("ordersync", Provider::as_str);
     let mut hash = Sha256::new();
-    for part in [kind, provider_of(message), error_class, &normalize(message)] {
+    for part in [kind, provider, class.as_str(), &normalize(message)] {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
@@ -306,17 +297,23 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ErrorClass;
+
+    fn provider(provider: Provider, class: ErrorClass) -> FailureClass {
+        FailureClass::Provider(provider, class)
+    }
 
     #[test]
     fn one_revoked_key_is_one_group_across_orders() {
+        let revoked = provider(Provider::Maystro, ErrorClass::Unauthorized);
         let a = fingerprint(
-            "refresh_status",
-            "unauthorized",
+            JobKind::RefreshStatus,
+            revoked,
             "maystro/alph unauthorized (HTTP 401): order 104772: Invalid token.",
         );
         let b = fingerprint(
-            "refresh_status",
-            "unauthorized",
+            JobKind::RefreshStatus,
+            revoked,
             "maystro/alph unauthorized (HTTP 401): order 99: Invalid token.",
         );
         assert_eq!(a, b);
@@ -325,43 +322,44 @@ mod tests {
 
     #[test]
     fn kind_class_provider_and_message_each_split_groups() {
-        let base = fingerprint(
-            "create_invoice",
-            "validation",
-            "erpnext/erpnext validation: bad mode",
-        );
+        let validation = provider(Provider::Erpnext, ErrorClass::Validation);
+        let base = fingerprint(JobKind::CreateInvoice, validation, "bad mode");
+        assert_ne!(base, fingerprint(JobKind::SendSms, validation, "bad mode"));
         assert_ne!(
             base,
             fingerprint(
-                "send_sms",
-                "validation",
-                "erpnext/erpnext validation: bad mode"
+                JobKind::CreateInvoice,
+                provider(Provider::Erpnext, ErrorClass::Timeout),
+                "bad mode"
             )
         );
         assert_ne!(
             base,
             fingerprint(
-                "create_invoice",
-                "timeout",
-                "erpnext/erpnext validation: bad mode"
+                JobKind::CreateInvoice,
+                provider(Provider::Mnotify, ErrorClass::Validation),
+                "bad mode"
             )
         );
         assert_ne!(
             base,
-            fingerprint(
-                "create_invoice",
-                "validation",
-                "mnotify/mnotify validation: bad mode"
-            )
+            fingerprint(JobKind::CreateInvoice, validation, "missing customer")
         );
-        assert_ne!(
-            base,
-            fingerprint(
-                "create_invoice",
-                "validation",
-                "erpnext/erpnext validation: missing customer"
-            )
+    }
+
+    #[test]
+    fn the_provider_comes_from_the_class_not_the_message() {
+        let ours = fingerprint(
+            JobKind::CreateInvoice,
+            FailureClass::Database,
+            "erpnext/x down",
         );
+        let theirs = fingerprint(
+            JobKind::CreateInvoice,
+            provider(Provider::Erpnext, ErrorClass::ServerError),
+            "erpnext/x down",
+        );
+        assert_ne!(ours, theirs);
     }
 
     #[test]
@@ -372,14 +370,5 @@ mod tests {
             ),
             "order ALPH-# (courier id #) job <id> failed"
         );
-    }
-
-    #[test]
-    fn provider_comes_from_the_message_prefix() {
-        assert_eq!(
-            provider_of("woocommerce/ALPH bad_request: x"),
-            "woocommerce"
-        );
-        assert_eq!(provider_of("unknown payment method 'paypal'"), "ordersync");
     }
 }

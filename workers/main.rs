@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use clap::Parser;
 use ordersync::cli::GlobalArgs;
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::worker::{self, WorkerOptions};
 
 /// Consume ordersync's queues.

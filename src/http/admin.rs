@@ -45,7 +45,7 @@ pub struct FilterParams {
 impl FilterParams {
     fn to_filter(&self) -> Result<Filter, ApiError> {
         if let Some(kind) = &self.kind {
-            kind.parse::<crate::jobs::JobKind>()
+            kind.parse::<crate::domain::JobKind>()
                 .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
         }
         let since = match &self.since {
@@ -206,7 +206,7 @@ async fn sync(
     State(state): State<AppState>,
     Json(body): Json<SyncBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let kind: crate::jobs::JobKind = body
+    let kind: crate::domain::JobKind = body
         .kind
         .parse()
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
@@ -218,7 +218,7 @@ async fn sync(
     }
     if matches!(
         kind,
-        crate::jobs::JobKind::SendSms | crate::jobs::JobKind::Noop
+        crate::domain::JobKind::SendSms | crate::domain::JobKind::Noop
     ) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -244,7 +244,7 @@ async fn sync(
     let (envelopes, _) = state
         .deps
         .enqueuer
-        .enqueue(crate::queue::Source::Admin, vec![job])
+        .enqueue(crate::domain::Source::Admin, vec![job])
         .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use crate::http::{ApiError, AppState};
-use crate::ledger::trace::{self, OrderTrace, StuckOrders};
+use crate::trace::{self, OrderTrace, StuckOrders};
 
 /// `GET /orders/{reference}`: the order's [`OrderTrace`]; 404 with
 /// `{"error": "no order with reference 'X'", "hints": [...]}` when unknown.

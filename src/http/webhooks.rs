@@ -12,11 +12,11 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
+use crate::domain::payment::is_payable;
+use crate::domain::{JobKind, Source};
 use crate::http::{ApiError, AppState};
-use crate::jobs::create_invoice::PAYABLE_STATUSES;
-use crate::jobs::JobKind;
 use crate::providers::woocommerce::WooOrder;
-use crate::queue::{NewJob, Source};
+use crate::queue::NewJob;
 
 /// Largest webhook body accepted by default (an order JSON is a few KiB).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -247,7 +247,7 @@ async fn accept(
     crate::ledger::orders::upsert(db, store, std::slice::from_ref(&order)).await?;
     let row = crate::ledger::orders::by_reference(db, &order.reference).await?;
     let mut jobs = Vec::new();
-    if PAYABLE_STATUSES.contains(&order.shop_status.as_str()) {
+    if is_payable(&order.shop_status) {
         jobs.push(NewJob::for_order(
             JobKind::CreateInvoice,
             store,

@@ -5,29 +5,11 @@
 use chrono::NaiveDate;
 use serde_json::json;
 
+use crate::domain::payment::{is_awaiting_payment, is_payable, mode_of_payment};
+use crate::domain::{ErrorClass, FailureClass, JobEnvelope};
 use crate::jobs::{load_order, Deps, Done, JobError};
 use crate::ledger::invoices::{self, InvoiceClaim};
 use crate::providers::erpnext::{InvoiceItem, InvoicePayment, SalesInvoice};
-use crate::providers::ErrorClass;
-use crate::queue::JobEnvelope;
-
-/// Shop statuses that mean "paid or cash on delivery": invoice now.
-pub const PAYABLE_STATUSES: [&str; 2] = ["processing", "completed"];
-/// Shop statuses that mean "not yet": defer.
-pub const AWAITING_PAYMENT: [&str; 2] = ["pending", "on-hold"];
-
-/// The ERP's Mode of Payment for a shop payment method. The ERP rejects
-/// anything else (a lower-case "cash" included), so an unknown method is a
-/// permanent error naming it.
-pub fn mode_of_payment(method: &str) -> Option<&'static str> {
-    match method {
-        "instapay" => Some("Instapay"),
-        "cod" => Some("Cash"),
-        "kashier_card" => Some("Kashier Card"),
-        "kashier_wallet" => Some("Kashier Wallet"),
-        _ => None,
-    }
-}
 
 /// Create `envelope.order_ref`'s invoice.
 ///
@@ -39,13 +21,13 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     // Payment status changes in the shop: ask it, not our last import.
     let shop = deps.accounts.shop(&order.store)?;
     let live = shop.get_order(order.shop_order_id).await?;
-    if AWAITING_PAYMENT.contains(&live.status.as_str()) {
+    if is_awaiting_payment(&live.status) {
         return Ok(Done::Deferred(format!(
             "payment is {} in the shop",
             live.status
         )));
     }
-    if !PAYABLE_STATUSES.contains(&live.status.as_str()) {
+    if !is_payable(&live.status) {
         return Ok(Done::Skipped(format!(
             "order is {} in the shop: nothing to invoice",
             live.status
@@ -53,7 +35,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     }
     let mode = mode_of_payment(&live.payment_method).ok_or_else(|| {
         JobError::permanent(
-            "unknown_payment_method",
+            FailureClass::UnknownPaymentMethod,
             format!(
                 "unknown payment method '{}' on order {}: the ERP accepts instapay, cod, kashier_card, kashier_wallet",
                 live.payment_method, order.reference
@@ -78,7 +60,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         }
         InvoiceClaim::HeldElsewhere => {
             return Err(JobError::transient(
-                "claim_held",
+                FailureClass::ClaimHeld,
                 "another job is creating this order's invoice",
             ));
         }
@@ -190,20 +172,5 @@ fn build_invoice(
             mode_of_payment: mode.to_owned(),
             amount: total,
         }],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payment_methods_map_to_the_erp_spelling() {
-        assert_eq!(mode_of_payment("instapay"), Some("Instapay"));
-        assert_eq!(mode_of_payment("cod"), Some("Cash"));
-        assert_eq!(mode_of_payment("kashier_card"), Some("Kashier Card"));
-        assert_eq!(mode_of_payment("kashier_wallet"), Some("Kashier Wallet"));
-        assert_eq!(mode_of_payment("paypal"), None);
-        assert_eq!(mode_of_payment("Cash"), None);
     }
 }

@@ -6,10 +6,10 @@
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::jobs::{fetch_page, send_sms, status, Deps, Done, JobError};
+use crate::domain::{status, FailureClass, JobEnvelope, Source};
+use crate::jobs::{fetch_page, send_sms, Deps, Done, JobError};
 use crate::ledger::orders::{self, CourierObservation};
 use crate::providers::maystro::MaystroOrder;
-use crate::queue::{JobEnvelope, Source};
 
 /// Pages fetched at once after the first: the list is paged (~20 per page),
 /// so 10,000 orders are ~500 round trips.
@@ -70,7 +70,10 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     let sms = send_sms::jobs_for_changes(store, &changes);
     if !sms.is_empty() {
         deps.enqueuer.enqueue(Source::Job, sms).await.map_err(|e| {
-            JobError::transient("queue", format!("enqueueing SMS follow-ups: {e:#}"))
+            JobError::transient(
+                FailureClass::Queue,
+                format!("enqueueing SMS follow-ups: {e:#}"),
+            )
         })?;
     }
     let unknown = orders::without_tracking(&deps.db, store).await?;

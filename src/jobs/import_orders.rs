@@ -4,10 +4,10 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::json;
 
+use crate::domain::{FailureClass, JobEnvelope};
 use crate::jobs::{fetch_page, Deps, Done, JobError};
 use crate::ledger::orders::{self, ImportedOrder};
 use crate::providers::woocommerce::WooOrder;
-use crate::queue::JobEnvelope;
 
 /// WooCommerce's maximum page size.
 const PAGE_SIZE: u32 = 100;
@@ -62,7 +62,7 @@ pub fn to_imported(store: &str, order: &WooOrder) -> Result<ImportedOrder, JobEr
     let reference = format!("{store}-{}", order.number);
     if order.total.parse::<f64>().is_err() {
         return Err(JobError::permanent(
-            "bad_order",
+            FailureClass::BadOrder,
             format!("order {reference}: total '{}' is not a number", order.total),
         ));
     }
@@ -72,7 +72,7 @@ pub fn to_imported(store: &str, order: &WooOrder) -> Result<ImportedOrder, JobEr
         .map(|s| {
             parse_woo_date(s).ok_or_else(|| {
                 JobError::permanent(
-                    "bad_order",
+                    FailureClass::BadOrder,
                     format!("order {reference}: date_modified_gmt '{s}' is not a date"),
                 )
             })

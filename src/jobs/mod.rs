@@ -1,4 +1,5 @@
 //! The five job kinds: arguments (ids only) and `perform`, one file each.
+//! The kinds themselves are named in [`crate::domain::job`].
 //!
 //! A handler returns what happened ([`Done`]) or why it failed
 //! ([`JobError`], transient or permanent); `worker::settle` alone turns that
@@ -9,149 +10,16 @@ pub mod fetch_tracking;
 pub mod import_orders;
 pub mod refresh_status;
 pub mod send_sms;
-pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::accounts::Accounts;
-use crate::providers::{ErrorClass, ProviderError};
-use crate::queue::{Enqueuer, JobEnvelope, RetryPolicy};
-
-/// A job kind. Its name is the Redis queue name under the namespace:
-/// renaming one orphans its queued jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// Per store: page through the shop's orders modified since the last import.
-    ImportOrders,
-    /// Per store: page through the courier account's orders and fill tracking.
-    FetchTracking,
-    /// Per order: poll its courier status.
-    RefreshStatus,
-    /// Per order: create its ERP invoice once.
-    CreateInvoice,
-    /// Per order and status: text the customer once.
-    SendSms,
-    /// Does nothing: the benchmark's and queue tests' job.
-    Noop,
-}
-
-impl JobKind {
-    /// Every kind, in the order a job travels.
-    pub const ALL: [JobKind; 6] = [
-        JobKind::ImportOrders,
-        JobKind::FetchTracking,
-        JobKind::RefreshStatus,
-        JobKind::CreateInvoice,
-        JobKind::SendSms,
-        JobKind::Noop,
-    ];
-
-    /// The stable name (queue name, ledger `kind`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::ImportOrders => "import_orders",
-            JobKind::FetchTracking => "fetch_tracking",
-            JobKind::RefreshStatus => "refresh_status",
-            JobKind::CreateInvoice => "create_invoice",
-            JobKind::SendSms => "send_sms",
-            JobKind::Noop => "noop",
-        }
-    }
-
-    /// Whether a job of this kind names an order.
-    pub fn is_per_order(self) -> bool {
-        matches!(
-            self,
-            JobKind::RefreshStatus | JobKind::CreateInvoice | JobKind::SendSms
-        )
-    }
-
-    /// The default retry policy, and why:
-    /// - imports and tracking syncs run periodically, so a few quick retries
-    ///   suffice and the next run catches up;
-    /// - status polls are cheap and also periodic;
-    /// - invoices must get to the ERP eventually, so they retry longest;
-    /// - a text that arrives hours late is worse than none, so SMS give up soonest.
-    pub fn default_policy(self) -> RetryPolicy {
-        let (max_attempts, base, cap) = match self {
-            JobKind::ImportOrders | JobKind::FetchTracking => (5, 2, 120),
-            JobKind::RefreshStatus => (6, 1, 300),
-            JobKind::CreateInvoice => (8, 2, 900),
-            JobKind::SendSms => (5, 1, 120),
-            JobKind::Noop => (3, 1, 10),
-        };
-        RetryPolicy {
-            max_attempts,
-            base: Duration::from_secs(base),
-            cap: Duration::from_secs(cap),
-        }
-    }
-}
-
-impl std::fmt::Display for JobKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown job kind '{s}' (expected one of: {})",
-                    names.join(", ")
-                )
-            })
-    }
-}
-
-/// Retry and deferral settings for every kind.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Policies {
-    retry: std::collections::HashMap<JobKind, RetryPolicy>,
-    /// How long a deferred job waits before it looks again.
-    pub defer_delay: Duration,
-    /// A job deferred for longer than this since its enqueue fails.
-    pub defer_max_age: Duration,
-}
-
-impl Default for Policies {
-    fn default() -> Self {
-        Self {
-            retry: JobKind::ALL
-                .into_iter()
-                .map(|k| (k, k.default_policy()))
-                .collect(),
-            defer_delay: Duration::from_secs(600),
-            defer_max_age: Duration::from_secs(14 * 24 * 3600),
-        }
-    }
-}
-
-impl Policies {
-    /// The retry policy of `kind`.
-    pub fn get(&self, kind: JobKind) -> RetryPolicy {
-        self.retry
-            .get(&kind)
-            .copied()
-            .unwrap_or_else(|| kind.default_policy())
-    }
-
-    /// Replace `kind`'s retry policy.
-    pub fn set(&mut self, kind: JobKind, policy: RetryPolicy) {
-        self.retry.insert(kind, policy);
-    }
-}
+use crate::accounts::{AccountError, Accounts};
+use crate::domain::{ErrorClass, FailureClass, JobEnvelope, JobKind, Policies, Provider};
+use crate::providers::ProviderError;
+use crate::queue::Enqueuer;
 
 /// Everything a handler may use. Built once per process by `startup`.
 #[derive(Debug, Clone)]
@@ -179,7 +47,12 @@ pub enum Done {
     Deferred(String),
     /// The provider does not know this order: an outcome of its own, counted
     /// per store, because a burst of them means a wrong key.
-    NotFound(String),
+    NotFound {
+        /// Which provider said so.
+        provider: Provider,
+        /// What it did not know, and what to check.
+        message: String,
+    },
 }
 
 /// Why a delivery failed, and whether trying again can help.
@@ -189,7 +62,7 @@ pub enum JobError {
     #[error("{class}: {message}")]
     Transient {
         /// Error class for the ledger.
-        class: String,
+        class: FailureClass,
         /// What went wrong (no secrets).
         message: String,
         /// The provider's HTTP status, if any.
@@ -201,7 +74,7 @@ pub enum JobError {
     #[error("{class}: {message}")]
     Permanent {
         /// Error class for the ledger.
-        class: String,
+        class: FailureClass,
         /// What went wrong (no secrets).
         message: String,
         /// The provider's HTTP status, if any.
@@ -211,21 +84,28 @@ pub enum JobError {
 
 impl JobError {
     /// A permanent error of `class`.
-    pub fn permanent(class: &str, message: impl Into<String>) -> Self {
+    pub fn permanent(class: FailureClass, message: impl Into<String>) -> Self {
         JobError::Permanent {
-            class: class.to_owned(),
+            class,
             message: message.into(),
             http_status: None,
         }
     }
 
     /// A transient error of `class`.
-    pub fn transient(class: &str, message: impl Into<String>) -> Self {
+    pub fn transient(class: FailureClass, message: impl Into<String>) -> Self {
         JobError::Transient {
-            class: class.to_owned(),
+            class,
             message: message.into(),
             http_status: None,
             retry_after: None,
+        }
+    }
+
+    /// The error's class.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            JobError::Transient { class, .. } | JobError::Permanent { class, .. } => *class,
         }
     }
 }
@@ -233,16 +113,17 @@ impl JobError {
 impl From<ProviderError> for JobError {
     fn from(e: ProviderError) -> Self {
         let message = e.to_string();
+        let class = FailureClass::Provider(e.provider, e.class);
         if e.is_transient() {
             JobError::Transient {
-                class: e.class.as_str().to_owned(),
+                class,
                 message,
                 http_status: e.http_status,
                 retry_after: e.retry_after,
             }
         } else {
             JobError::Permanent {
-                class: e.class.as_str().to_owned(),
+                class,
                 message,
                 http_status: e.http_status,
             }
@@ -250,11 +131,19 @@ impl From<ProviderError> for JobError {
     }
 }
 
+impl From<AccountError> for JobError {
+    fn from(e: AccountError) -> Self {
+        // A job for a store that is not (or no longer) configured cannot
+        // succeed until someone changes the configuration.
+        JobError::permanent(FailureClass::UnknownStore, e.to_string())
+    }
+}
+
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
         // Our own database failing is worth retrying; a constraint violation
         // would be a bug we want to see, but retrying it is harmless.
-        JobError::transient("database", format!("database error: {e}"))
+        JobError::transient(FailureClass::Database, format!("database error: {e}"))
     }
 }
 
@@ -324,11 +213,11 @@ async fn noop(envelope: &JobEnvelope) -> Result<Done, JobError> {
     }
     match envelope.args.get("fail").and_then(|v| v.as_str()) {
         Some("transient") => Err(JobError::transient(
-            "test",
+            FailureClass::Test,
             "noop asked to fail transiently",
         )),
         Some("permanent") => Err(JobError::permanent(
-            "test",
+            FailureClass::Test,
             "noop asked to fail permanently",
         )),
         Some("panic") => panic!("noop asked to panic"),
@@ -348,7 +237,7 @@ pub(crate) async fn load_order(
 ) -> Result<crate::ledger::orders::OrderRow, JobError> {
     let reference = envelope.order_ref.as_deref().ok_or_else(|| {
         JobError::permanent(
-            "bad_payload",
+            FailureClass::BadPayload,
             format!("{} job without an order reference", envelope.kind),
         )
     })?;
@@ -356,13 +245,13 @@ pub(crate) async fn load_order(
         .await?
         .ok_or_else(|| {
             JobError::permanent(
-                "unknown_order",
+                FailureClass::UnknownOrder,
                 format!("order {reference} is not in the database"),
             )
         })?;
     if order.store != envelope.store {
         return Err(JobError::permanent(
-            "bad_payload",
+            FailureClass::BadPayload,
             format!(
                 "order {reference} belongs to store {}, not {}",
                 order.store, envelope.store

@@ -3,10 +3,10 @@
 
 use serde_json::json;
 
+use crate::domain::{FailureClass, JobEnvelope, NormalizedStatus, Provider, Source};
 use crate::jobs::fetch_tracking::observe;
-use crate::jobs::{is_not_found, load_order, send_sms, status, Deps, Done, JobError};
+use crate::jobs::{is_not_found, load_order, send_sms, Deps, Done, JobError};
 use crate::ledger::orders;
-use crate::queue::{JobEnvelope, Source};
 
 /// Refresh `envelope.order_ref`'s courier status.
 ///
@@ -14,11 +14,7 @@ use crate::queue::{JobEnvelope, Source};
 /// Transient on courier or database trouble; permanent on a bad key.
 pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
     let order = load_order(envelope, deps).await?;
-    if let Some(current) = order
-        .status
-        .as_deref()
-        .and_then(status::NormalizedStatus::parse)
-    {
+    if let Some(current) = order.status.as_deref().and_then(NormalizedStatus::parse) {
         if current.is_final() {
             return Ok(Done::Skipped(format!(
                 "status {} is final; polling stopped",
@@ -35,17 +31,20 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     let courier_order = match courier.get_order(courier_id).await {
         Ok(found) => found,
         Err(e) if is_not_found(&e) => {
-            return Ok(Done::NotFound(format!(
-                "courier account '{}' does not know order {} (courier id {courier_id}); is the store mapped to the right account?",
-                courier.account(),
-                order.reference
-            )));
+            return Ok(Done::NotFound {
+                provider: Provider::Maystro,
+                message: format!(
+                    "courier account '{}' does not know order {} (courier id {courier_id}); is the store mapped to the right account?",
+                    courier.account(),
+                    order.reference
+                ),
+            });
         }
         Err(e) => return Err(e.into()),
     };
     let mut observation = observe(&courier_order).ok_or_else(|| {
         JobError::permanent(
-            "bad_response",
+            FailureClass::BadResponse(Provider::Maystro),
             format!("courier order {courier_id} has no external_order_id"),
         )
     })?;
@@ -61,7 +60,10 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     let sms = send_sms::jobs_for_changes(&order.store, &changes);
     if !sms.is_empty() {
         deps.enqueuer.enqueue(Source::Job, sms).await.map_err(|e| {
-            JobError::transient("queue", format!("enqueueing SMS follow-up: {e:#}"))
+            JobError::transient(
+                FailureClass::Queue,
+                format!("enqueueing SMS follow-up: {e:#}"),
+            )
         })?;
     }
     Ok(Done::Succeeded(Some(json!({

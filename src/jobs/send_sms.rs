@@ -5,12 +5,11 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::jobs::status::NormalizedStatus;
-use crate::jobs::{load_order, Deps, Done, JobError, JobKind};
+use crate::domain::{ErrorClass, FailureClass, JobEnvelope, JobKind, NormalizedStatus};
+use crate::jobs::{load_order, Deps, Done, JobError};
 use crate::ledger::orders::StatusChange;
 use crate::ledger::sms::{self, SmsClaim};
-use crate::providers::ErrorClass;
-use crate::queue::{JobEnvelope, NewJob};
+use crate::queue::NewJob;
 
 /// Namespace of the deterministic SMS job ids: one job per (order, status),
 /// however many times the change is observed.
@@ -48,13 +47,13 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         .and_then(NormalizedStatus::parse)
         .ok_or_else(|| {
             JobError::permanent(
-                "bad_payload",
+                FailureClass::BadPayload,
                 format!("send_sms job without a valid status: {}", envelope.args),
             )
         })?;
     let phone = order.phone.clone().ok_or_else(|| {
         JobError::permanent(
-            "no_phone",
+            FailureClass::NoPhone,
             format!("order {} has no phone number", order.reference),
         )
     })?;
@@ -64,12 +63,12 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         SmsClaim::Sent => return Ok(Done::Skipped(format!("already texted for {}", status.as_str()))),
         SmsClaim::Unknown => {
             return Err(JobError::permanent(
-                "delivery_unknown",
+                FailureClass::DeliveryUnknown,
                 "an earlier attempt died or timed out while sending; not re-sent to avoid texting twice",
             ))
         }
         SmsClaim::HeldElsewhere => {
-            return Err(JobError::transient("claim_held", "another job is sending this text"));
+            return Err(JobError::transient(FailureClass::ClaimHeld, "another job is sending this text"));
         }
         SmsClaim::Acquired => {}
     }
@@ -83,7 +82,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         Err(e) if e.class == ErrorClass::Timeout => {
             sms::mark_unknown(&deps.db, order.id, status.as_str()).await?;
             Err(JobError::Permanent {
-                class: "delivery_unknown".into(),
+                class: FailureClass::DeliveryUnknown,
                 message: format!("{e}; the text may have been sent, so it is not retried"),
                 http_status: e.http_status,
             })

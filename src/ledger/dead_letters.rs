@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::FailureClass;
+
 /// A job's final failure, as recorded.
 #[derive(Debug, Clone)]
 pub struct NewDeadLetter {
@@ -21,8 +23,8 @@ pub struct NewDeadLetter {
     pub attempts: u32,
     /// `failed` or `not_found`.
     pub outcome: &'static str,
-    /// Error class.
-    pub error_class: String,
+    /// Why it failed.
+    pub error_class: FailureClass,
     /// Error message.
     pub error_message: String,
     /// Provider HTTP status.
@@ -49,7 +51,7 @@ pub async fn insert(pool: &PgPool, d: &NewDeadLetter) -> sqlx::Result<()> {
     .bind(&d.payload)
     .bind(d.attempts as i32)
     .bind(d.outcome)
-    .bind(&d.error_class)
+    .bind(d.error_class.as_str())
     .bind(&d.error_message)
     .bind(d.http_status.map(i32::from))
     .bind(&d.fingerprint)

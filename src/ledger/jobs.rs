@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::queue::JobEnvelope;
+use crate::domain::JobEnvelope;
 
 /// Record enqueued jobs. A job id already present (a follow-up enqueued again
 /// by a redelivered job) is left as it was.

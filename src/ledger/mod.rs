@@ -12,7 +12,6 @@ pub mod orders;
 pub mod runs;
 pub mod sms;
 pub mod summary;
-pub mod trace;
 pub mod webhooks;
 
 use anyhow::Context as _;
@@ -31,7 +30,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
     let options = PgConnectOptions::from_str(database_url).with_context(|| {
         format!(
             "invalid DATABASE_URL {}",
-            crate::config::redact_url(database_url)
+            crate::redact::redact_url(database_url)
         )
     })?;
     PgPoolOptions::new()
@@ -42,7 +41,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
         .with_context(|| {
             format!(
                 "cannot connect to Postgres at {}",
-                crate::config::redact_url(database_url)
+                crate::redact::redact_url(database_url)
             )
         })
 }
@@ -56,27 +55,4 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("applying database migrations")
-}
-
-/// Drop and create database `name` on `database_url`'s server (the demo's
-/// and benchmark's own database); returns its URL.
-///
-/// # Errors
-/// The name is not a plain identifier or Postgres refused.
-pub async fn recreate_database(database_url: &str, name: &str) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name '{name}' may only contain letters, digits and _"
-    );
-    let admin = connect(database_url, 1).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let mut url = url::Url::parse(database_url).context("DATABASE_URL is not a URL")?;
-    url.set_path(&format!("/{name}"));
-    Ok(url.to_string())
 }

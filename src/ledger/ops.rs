@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::jobs::JobKind;
+use crate::domain::JobKind;
 
 /// The SQL spelling of `Lane::of`: the scheduler and backfills use the bulk
 /// lane, everyone else the live one.

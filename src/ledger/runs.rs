@@ -13,37 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-/// How one delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunOutcome {
-    /// Done.
-    Succeeded,
-    /// Nothing to do (already done elsewhere, final status, ...).
-    Skipped,
-    /// Transient failure; another attempt is scheduled.
-    Retry,
-    /// Not yet (payment pending); rescheduled without using an attempt.
-    Deferred,
-    /// Permanent failure or attempts exhausted.
-    Failed,
-    /// The provider does not know the order (often a wrong store key).
-    NotFound,
-}
-
-impl RunOutcome {
-    /// The ledger's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunOutcome::Succeeded => "succeeded",
-            RunOutcome::Skipped => "skipped",
-            RunOutcome::Retry => "retry",
-            RunOutcome::Deferred => "deferred",
-            RunOutcome::Failed => "failed",
-            RunOutcome::NotFound => "not_found",
-        }
-    }
-}
+use crate::domain::{FailureClass, RunOutcome};
 
 /// One delivery's ledger row.
 #[derive(Debug, Clone)]
@@ -62,8 +32,8 @@ pub struct RunRecord {
     pub finished_at: DateTime<Utc>,
     /// How it ended.
     pub outcome: RunOutcome,
-    /// Error class (`timeout`, `server_error`, `validation`, `panic`, ...).
-    pub error_class: Option<String>,
+    /// Why it failed (stored as `timeout`, `server_error`, `panic`, ...).
+    pub error_class: Option<FailureClass>,
     /// Error message, never containing a secret.
     pub error_message: Option<String>,
     /// The provider's HTTP status, when one answered.
@@ -172,7 +142,7 @@ pub async fn insert<'a>(
     let mut started = Vec::with_capacity(n);
     let mut finished = Vec::with_capacity(n);
     let mut outcomes = Vec::with_capacity(n);
-    let mut classes: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut classes: Vec<Option<&str>> = Vec::with_capacity(n);
     let mut messages: Vec<Option<String>> = Vec::with_capacity(n);
     let mut statuses: Vec<Option<i32>> = Vec::with_capacity(n);
     let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
@@ -185,7 +155,7 @@ pub async fn insert<'a>(
         started.push(r.started_at);
         finished.push(r.finished_at);
         outcomes.push(r.outcome.as_str());
-        classes.push(r.error_class.clone());
+        classes.push(r.error_class.map(FailureClass::as_str));
         messages.push(r.error_message.clone());
         statuses.push(r.http_status.map(i32::from));
         next.push(r.next_run_at);

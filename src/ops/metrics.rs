@@ -18,8 +18,7 @@ use std::time::Duration;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::jobs::JobKind;
-use crate::ledger::runs::RunOutcome;
+use crate::domain::{JobKind, RunOutcome};
 use crate::ops::queues::Snapshot;
 use crate::ops::stores::StoreFreshness;
 
@@ -29,8 +28,8 @@ pub const JOBS_TOTAL: &str = "ordersync_jobs_total";
 pub const JOB_DURATION: &str = "ordersync_job_duration_seconds";
 /// From due (enqueued, or a retry's due time) to start.
 pub const JOB_QUEUE_LAG: &str = "ordersync_job_queue_lag_seconds";
-/// Provider HTTP requests by provider and status.
-pub const PROVIDER_REQUESTS: &str = "ordersync_provider_requests_total";
+/// Provider HTTP requests by provider and status (counted by `providers`).
+pub const PROVIDER_REQUESTS: &str = crate::providers::PROVIDER_REQUESTS_METRIC;
 
 /// Seconds: a no-op takes microseconds, a paged sync a minute or two.
 const DURATION_BUCKETS: &[f64] = &[
@@ -159,13 +158,6 @@ impl Default for JobMetrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Count one provider request: `status` is the HTTP status code, or the
-/// transport failure's class (`timeout`, `connection`, ...).
-pub fn provider_request(provider: &'static str, status: &str) {
-    metrics::counter!(PROVIDER_REQUESTS, "provider" => provider, "status" => status.to_owned())
-        .increment(1);
 }
 
 /// Prometheus text for the system gauges: queue depth per state, oldest

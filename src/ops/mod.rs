@@ -5,3 +5,4 @@
 pub mod metrics;
 pub mod queues;
 pub mod stores;
+pub mod summary;

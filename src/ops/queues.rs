@@ -12,10 +12,9 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::domain::{JobEnvelope, JobKind, Lane};
 use crate::ledger::ops::QueueLedgerCounts;
-
-use crate::jobs::JobKind;
-use crate::queue::{JobEnvelope, Lane, QueueKeys};
+use crate::queue::QueueKeys;
 
 /// One queue (a kind's lane) at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,6 +21,7 @@
 //! The message is the text of `_server_messages` (HTML stripped), else
 //! `exception`, never the traceback (`exc`).
 
+use crate::domain::Provider;
 use chrono::NaiveDate;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use super::transport::{class_for_status, excerpt, strip_html, Account, Failure};
 use super::{ErrorClass, ProviderError};
 
-const PROVIDER: &str = "erpnext";
+const PROVIDER: Provider = Provider::Erpnext;
 /// The resource path of Sales Invoices (the doctype name has a space).
 const SALES_INVOICE: &str = "api/resource/Sales%20Invoice";
 
@@ -128,7 +129,7 @@ impl ErpClient {
     /// [`ErrorClass::ServerError`], [`ErrorClass::RateLimited`]. Permanent:
     /// [`ErrorClass::Unauthorized`], [`ErrorClass::BadRequest`],
     /// [`ErrorClass::Decode`]. See the module docs for the full table.
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, account = %self.account(), po_no = %po_no), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), po_no = %po_no), err(Display, level = "debug"))]
     pub async fn find_invoice_by_po(&self, po_no: &str) -> Result<Option<String>, ProviderError> {
         #[derive(Deserialize)]
         struct Row {
@@ -166,7 +167,7 @@ impl ErpClient {
     /// `TimestampMismatchError` ([`ErrorClass::ServerError`]),
     /// `RateLimitExceededError` and 429 ([`ErrorClass::RateLimited`]), 5xx,
     /// timeouts and connection errors. See the module docs.
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, account = %self.account(), po_no = %invoice.po_no), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), po_no = %invoice.po_no), err(Display, level = "debug"))]
     pub async fn create_invoice(&self, invoice: &SalesInvoice) -> Result<String, ProviderError> {
         #[derive(Deserialize)]
         struct Created {

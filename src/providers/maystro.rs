@@ -4,6 +4,7 @@
 //! invisible with another store's key: a burst of [`ErrorClass::NotFound`]
 //! from [`MaystroClient::get_order`] is the symptom of a wrong key.
 
+use crate::domain::Provider;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::transport::{class_for_status, de, excerpt, Account, Failure};
 use super::{ErrorClass, ProviderError};
 
-const PROVIDER: &str = "maystro";
+const PROVIDER: Provider = Provider::Maystro;
 
 // ---------------------------------------------------------------------------
 // UNCONFIRMED (Maystro publishes no docs; shapes come from public clients).
@@ -156,7 +157,7 @@ impl MaystroClient {
     /// with `retry_after`). Permanent: [`ErrorClass::Unauthorized`] (401/403,
     /// bad key), [`ErrorClass::NotFound`] (404, e.g. a page past the end),
     /// [`ErrorClass::BadRequest`], [`ErrorClass::Decode`] (unexpected body).
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, account = %self.account(), page = page), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), page = page), err(Display, level = "debug"))]
     pub async fn list_orders_page(&self, page: u32) -> Result<MaystroPage, ProviderError> {
         #[derive(Deserialize)]
         struct Envelope {
@@ -174,7 +175,7 @@ impl MaystroClient {
     /// [`ErrorClass::NotFound`] when the order does not exist for this store's
     /// key (which is also what a wrong key for the store looks like); the
     /// other classes as for [`MaystroClient::list_orders_page`].
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, account = %self.account(), order_id = id), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), order_id = id), err(Display, level = "debug"))]
     pub async fn get_order(&self, id: i64) -> Result<MaystroOrder, ProviderError> {
         let url = format!("{}/stores/orders/{id}/", self.base_url);
         self.get(url, &format!("order {id}")).await

@@ -8,6 +8,7 @@
 //! still have gone out: retrying risks a duplicate text. The send-sms job
 //! decides; this client only reports the class.
 
+use crate::domain::Provider;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::transport::{class_for_status, de, excerpt, Account, Failure};
 use super::{ErrorClass, ProviderError};
 
-const PROVIDER: &str = "mnotify";
+const PROVIDER: Provider = Provider::Mnotify;
 /// mNotify's limit on a sender id.
 pub const MAX_SENDER_CHARS: usize = 11;
 /// The `code` of a successful quick SMS (a string in the JSON).
@@ -120,7 +121,7 @@ impl MnotifyClient {
     /// [`ErrorClass::Timeout`], [`ErrorClass::Connection`],
     /// [`ErrorClass::ServerError`], [`ErrorClass::RateLimited`]; after a
     /// timeout or 5xx the text may have been sent anyway.
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, account = %self.account()), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account()), err(Display, level = "debug"))]
     pub async fn send(&self, phone: &str, message: &str) -> Result<SentSms, ProviderError> {
         self.validate_config()?;
         let request = self

@@ -6,12 +6,19 @@
 //! per provider response), and keeping secrets out of errors and logs.
 //!
 //! It must not know about jobs, queues or the ledger: callers turn a
-//! [`ProviderError`] into a retry, a dead letter or a skip.
+//! [`ProviderError`] into a retry, a dead letter or a skip. It records its
+//! own request counts through the `metrics` facade
+//! ([`PROVIDER_REQUESTS_METRIC`]); `ops::metrics` only describes and serves them.
+
+/// Provider HTTP requests by provider and status (or failure class).
+pub const PROVIDER_REQUESTS_METRIC: &str = "ordersync_provider_requests_total";
 
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
+
+pub use crate::domain::{ErrorClass, Provider};
 
 pub mod erpnext;
 pub mod maystro;
@@ -21,67 +28,6 @@ mod testing;
 mod transport;
 pub mod woocommerce;
 
-/// What kind of failure, decided once per provider response.
-///
-/// Transient classes ([`ErrorClass::is_transient`]) are worth retrying with
-/// backoff; the others are not. [`ErrorClass::AlreadyExists`] means the work
-/// was already done (for example the ERP already holds the invoice).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// The request or the response body did not complete in time.
-    Timeout,
-    /// No connection, or it broke before a response arrived.
-    Connection,
-    /// The provider failed on its side (5xx, or an ERP timestamp conflict).
-    ServerError,
-    /// The provider asked us to slow down (429, or an ERP rate limit).
-    RateLimited,
-    /// The credential was refused (401/403): fix the configuration.
-    Unauthorized,
-    /// The resource does not exist for this account.
-    NotFound,
-    /// The resource already exists: the work was already done.
-    AlreadyExists,
-    /// The provider rejected the content (ERP validation, SMS recipient).
-    Validation,
-    /// The provider rejected the request itself (400 and other 4xx).
-    BadRequest,
-    /// A success response we could not parse.
-    Decode,
-}
-
-impl ErrorClass {
-    /// True when trying again later can help.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Self::Timeout | Self::Connection | Self::ServerError | Self::RateLimited
-        )
-    }
-
-    /// Stable snake_case name, for logs, metrics and ledger rows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Connection => "connection",
-            Self::ServerError => "server_error",
-            Self::RateLimited => "rate_limited",
-            Self::Unauthorized => "unauthorized",
-            Self::NotFound => "not_found",
-            Self::AlreadyExists => "already_exists",
-            Self::Validation => "validation",
-            Self::BadRequest => "bad_request",
-            Self::Decode => "decode",
-        }
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A failed call to a provider, already classified.
 ///
 /// The message never contains a secret: transport errors are stripped of
@@ -89,8 +35,8 @@ impl fmt::Display for ErrorClass {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{provider}/{account} {class}{}: {message}", HttpStatus(*http_status))]
 pub struct ProviderError {
-    /// `"maystro"`, `"woocommerce"`, `"erpnext"` or `"mnotify"`.
-    pub provider: &'static str,
+    /// Which provider answered (or failed to).
+    pub provider: Provider,
     /// The configured account (or store) name, never its credential.
     pub account: String,
     /// What kind of failure this is.
@@ -196,44 +142,9 @@ mod tests {
     }
 
     #[test]
-    fn transient_classes_are_exactly_timeout_connection_server_and_rate_limit() {
-        use ErrorClass::*;
-        let all = [
-            Timeout,
-            Connection,
-            ServerError,
-            RateLimited,
-            Unauthorized,
-            NotFound,
-            AlreadyExists,
-            Validation,
-            BadRequest,
-            Decode,
-        ];
-        let transient: Vec<_> = all.into_iter().filter(|c| c.is_transient()).collect();
-        assert_eq!(transient, [Timeout, Connection, ServerError, RateLimited]);
-        let names: Vec<_> = all.into_iter().map(ErrorClass::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "timeout",
-                "connection",
-                "server_error",
-                "rate_limited",
-                "unauthorized",
-                "not_found",
-                "already_exists",
-                "validation",
-                "bad_request",
-                "decode"
-            ]
-        );
-    }
-
-    #[test]
     fn display_names_provider_class_status_and_account() {
         let err = ProviderError {
-            provider: "maystro",
+            provider: Provider::Maystro,
             account: "ALPH".into(),
             class: ErrorClass::NotFound,
             http_status: Some(404),

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use super::{parse_retry_after, ErrorClass, ProviderError};
+use super::{parse_retry_after, ErrorClass, Provider, ProviderError, PROVIDER_REQUESTS_METRIC};
 
 /// Longest excerpt of a response body quoted in an error message.
 const EXCERPT_CHARS: usize = 200;
@@ -20,7 +20,7 @@ const REDACTED: &str = "[REDACTED]";
 /// credentials that must never appear in an error.
 #[derive(Debug, Clone)]
 pub(crate) struct Account {
-    provider: &'static str,
+    provider: Provider,
     name: String,
     secrets: Vec<SecretString>,
 }
@@ -90,7 +90,7 @@ pub(crate) fn class_for_status(status: StatusCode) -> ErrorClass {
 }
 
 impl Account {
-    pub(crate) fn new(provider: &'static str, name: &str, secrets: Vec<SecretString>) -> Self {
+    pub(crate) fn new(provider: Provider, name: &str, secrets: Vec<SecretString>) -> Self {
         Self {
             provider,
             name: name.to_owned(),
@@ -176,12 +176,12 @@ impl Account {
             Ok(response) => response,
             Err(error) => {
                 let error = self.transport_error(error);
-                crate::ops::metrics::provider_request(self.provider, error.class.as_str());
+                count_request(self.provider, error.class.as_str());
                 return Err(error);
             }
         };
         let status = response.status();
-        crate::ops::metrics::provider_request(self.provider, status.as_str());
+        count_request(self.provider, status.as_str());
         let headers = std::mem::take(response.headers_mut());
         let body = response
             .bytes()
@@ -257,6 +257,17 @@ impl Account {
             ))
         })
     }
+}
+
+/// Counts one provider request by its HTTP status, or by the failure class
+/// when no response came.
+fn count_request(provider: Provider, status: &str) {
+    metrics::counter!(
+        PROVIDER_REQUESTS_METRIC,
+        "provider" => provider.as_str(),
+        "status" => status.to_owned()
+    )
+    .increment(1);
 }
 
 /// Removes HTML tags, decodes the common entities and collapses whitespace:
@@ -398,7 +409,7 @@ mod tests {
 
     #[test]
     fn error_redacts_raw_and_url_encoded_secrets() {
-        let account = Account::new("mnotify", "gh", vec!["k+y/9 z".into(), "".into()]);
+        let account = Account::new(Provider::Mnotify, "gh", vec!["k+y/9 z".into(), "".into()]);
         let err = account.error(Failure::local(
             ErrorClass::Unauthorized,
             "invalid api key k+y/9 z (sent as ?key=k%2By%2F9+z)",

@@ -1,6 +1,7 @@
 //! WooCommerce REST v3, the shop: page through orders by modification time
 //! and read one order, keeping the whole order JSON.
 
+use crate::domain::Provider;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::transport::{class_for_status, de, excerpt, strip_html, Account, Failure};
 use super::{ErrorClass, ProviderError};
 
-const PROVIDER: &str = "woocommerce";
+const PROVIDER: Provider = Provider::Woocommerce;
 /// WooCommerce refuses `per_page` above this (400 `rest_invalid_param`).
 pub const MAX_PER_PAGE: u32 = 100;
 
@@ -207,7 +208,7 @@ impl WooClient {
     /// [`ErrorClass::BadRequest`] (400, or 404 `rest_no_route`: the REST API
     /// is not there), [`ErrorClass::Unauthorized`] (401/403),
     /// [`ErrorClass::Decode`]. Messages carry WooCommerce's `code` and `message`.
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, store = %self.store(), page = page), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), store = %self.store(), page = page), err(Display, level = "debug"))]
     pub async fn list_orders(
         &self,
         page: u32,
@@ -258,7 +259,7 @@ impl WooClient {
     ///
     /// [`ErrorClass::NotFound`] (404 `woocommerce_rest_shop_order_invalid_id`)
     /// for an unknown order; the other classes as for [`WooClient::list_orders`].
-    #[tracing::instrument(skip_all, fields(provider = PROVIDER, store = %self.store(), order_id = id), err(Display, level = "debug"))]
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), store = %self.store(), order_id = id), err(Display, level = "debug"))]
     pub async fn get_order(&self, id: i64) -> Result<WooOrder, ProviderError> {
         let request = self.http.get(format!("{}/orders/{id}", self.api_url));
         Ok(self.send(request, &format!("order {id}")).await?.1)

@@ -5,8 +5,8 @@
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 
-use crate::jobs::JobKind;
-use crate::queue::{Lane, QueueKeys};
+use crate::domain::{JobKind, Lane};
+use crate::queue::QueueKeys;
 
 /// How many tasks of one queue are where.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -9,9 +9,9 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::jobs::{JobKind, Policies};
+use crate::domain::{JobEnvelope, JobKind, Lane, Policies, Source};
 use crate::ledger;
-use crate::queue::{JobEnvelope, Lane, QueueKeys, Source};
+use crate::queue::QueueKeys;
 
 static PUSH_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("lua/push.lua")));

@@ -3,32 +3,7 @@
 
 use std::time::Duration;
 
-use crate::jobs::JobKind;
-use crate::queue::Source;
-
-/// Priority lane. Each kind has one Redis queue per lane, consumed by its own
-/// apalis workers, so a bulk backlog (a 100,000-job backfill, a scheduler
-/// tick of every order) never delays a webhook's or an operator's job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Lane {
-    /// Webhooks, operators, replays, follow-ups.
-    Live,
-    /// The scheduler and backfills.
-    Bulk,
-}
-
-impl Lane {
-    /// Both lanes.
-    pub const ALL: [Lane; 2] = [Lane::Live, Lane::Bulk];
-
-    /// The lane of a job enqueued by `source`.
-    pub fn of(source: Source) -> Lane {
-        match source {
-            Source::Scheduler | Source::Backfill => Lane::Bulk,
-            _ => Lane::Live,
-        }
-    }
-}
+use crate::domain::{JobKind, Lane};
 
 /// apalis-redis configuration and our extra keys for one job kind's queue.
 #[derive(Debug, Clone)]

@@ -7,20 +7,16 @@
 //! read straight from the keys, deleting finished tasks (`janitor`) and
 //! handing a stopping worker's tasks back (`release`). It issues no SQL.
 
-pub mod backoff;
 pub mod depth;
 pub mod enqueue;
-pub mod envelope;
 pub mod janitor;
 pub mod keys;
 pub mod promoter;
 pub mod release;
 pub mod starts;
 
-pub use backoff::RetryPolicy;
 pub use enqueue::{Enqueuer, NewJob};
-pub use envelope::{JobEnvelope, Source};
-pub use keys::{Lane, QueueKeys};
+pub use keys::QueueKeys;
 
 /// Connect to Redis with a connection manager (reconnects on its own).
 ///
@@ -29,11 +25,11 @@ pub use keys::{Lane, QueueKeys};
 pub async fn connect(redis_url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     use anyhow::Context as _;
     let client = redis::Client::open(redis_url)
-        .with_context(|| format!("invalid Redis URL {}", crate::config::redact_url(redis_url)))?;
+        .with_context(|| format!("invalid Redis URL {}", crate::redact::redact_url(redis_url)))?;
     client.get_connection_manager().await.with_context(|| {
         format!(
             "cannot connect to Redis at {}",
-            crate::config::redact_url(redis_url)
+            crate::redact::redact_url(redis_url)
         )
     })
 }

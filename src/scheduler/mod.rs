@@ -9,55 +9,17 @@
 //! one for that store is still pending or running. One store's failure (a
 //! revoked key, a database error) is logged and never holds back the others.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 
-use crate::jobs::create_invoice::{AWAITING_PAYMENT, PAYABLE_STATUSES};
-use crate::jobs::status::NormalizedStatus;
-use crate::jobs::{Deps, JobKind};
-use crate::queue::{NewJob, Source};
-
-/// One kind's schedule.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// What it enqueues.
-    pub kind: JobKind,
-    /// When (cron with seconds: `sec min hour day month weekday`).
-    pub schedule: cron::Schedule,
-}
-
-/// The default schedules (domain.md): invoices every 2 minutes, status polls
-/// of providers without webhooks every 5, imports every 2 (new orders feed
-/// the invoices), and a full tracking sync every 6 hours.
-pub const DEFAULTS: [(JobKind, &str); 4] = [
-    (JobKind::ImportOrders, "0 */2 * * * *"),
-    (JobKind::CreateInvoice, "30 */2 * * * *"),
-    (JobKind::RefreshStatus, "0 */5 * * * *"),
-    (JobKind::FetchTracking, "0 0 */6 * * *"),
-];
-
-/// Parse `(kind, cron)` pairs.
-///
-/// # Errors
-/// A cron expression does not parse (named with its kind).
-pub fn entries(specs: &[(JobKind, String)]) -> anyhow::Result<Vec<Entry>> {
-    specs
-        .iter()
-        .map(|(kind, expr)| {
-            let schedule = cron::Schedule::from_str(expr).map_err(|e| {
-                anyhow::anyhow!("schedule of {kind} '{expr}' is not a cron expression: {e}")
-            })?;
-            Ok(Entry {
-                kind: *kind,
-                schedule,
-            })
-        })
-        .collect()
-}
+use crate::domain::payment::INVOICEABLE_STATUSES;
+use crate::domain::schedule::Entry;
+use crate::domain::{JobKind, NormalizedStatus, Source};
+use crate::jobs::Deps;
+use crate::queue::NewJob;
 
 /// Run the scheduler for `stores` until `shutdown` resolves. The upcoming
 /// tick of every entry runs at once on start (claimed under its own time,
@@ -205,12 +167,9 @@ pub async fn tick_store(
             spread(kind, store, &refs, tick, interval, &args)
         }
         JobKind::CreateInvoice => {
-            let statuses: Vec<&str> = PAYABLE_STATUSES
-                .iter()
-                .chain(AWAITING_PAYMENT.iter())
-                .copied()
-                .collect();
-            let refs = crate::ledger::orders::needing_invoice(&deps.db, store, &statuses).await?;
+            let refs =
+                crate::ledger::orders::needing_invoice(&deps.db, store, &INVOICEABLE_STATUSES)
+                    .await?;
             let refs =
                 crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
             spread(kind, store, &refs, tick, Duration::ZERO, &args)
@@ -253,26 +212,6 @@ fn spread(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_parse() {
-        let specs: Vec<(JobKind, String)> = DEFAULTS
-            .iter()
-            .map(|(k, s)| (*k, (*s).to_owned()))
-            .collect();
-        assert_eq!(entries(&specs).unwrap().len(), 4);
-    }
-
-    #[test]
-    fn a_bad_expression_is_named_with_its_kind() {
-        let err = entries(&[(JobKind::ImportOrders, "every day".into())])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("schedule of import_orders 'every day'"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn polls_are_spread_over_the_interval() {

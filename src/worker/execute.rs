@@ -9,9 +9,9 @@ use futures::FutureExt;
 use serde::Deserialize as _;
 use tracing::Instrument;
 
+use crate::domain::{FailureClass, JobEnvelope, RunOutcome};
 use crate::jobs::{self, Deps, JobError};
-use crate::ledger::runs::{RunOutcome, RunRecord, RunWriter};
-use crate::queue::JobEnvelope;
+use crate::ledger::runs::{RunRecord, RunWriter};
 use crate::worker::settle;
 
 /// The INFO span every logged line of a job carries.
@@ -26,15 +26,13 @@ fn job_span(envelope: &JobEnvelope) -> tracing::Span {
     )
 }
 
-/// The dead letter of a delivery that ended the job in failure.
+/// The dead letter of a delivery that ended the job in failure (`decide`
+/// gives every failure a class).
 fn dead_letter(
     envelope: &JobEnvelope,
     decision: &settle::Decision,
+    error_class: FailureClass,
 ) -> crate::ledger::dead_letters::NewDeadLetter {
-    let error_class = decision
-        .error_class
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
     let error_message = decision.message.clone().unwrap_or_default();
     crate::ledger::dead_letters::NewDeadLetter {
         job_id: envelope.job_id,
@@ -44,11 +42,7 @@ fn dead_letter(
         payload: serde_json::to_value(envelope).unwrap_or_default(),
         attempts: envelope.attempt,
         outcome: decision.outcome.as_str(),
-        fingerprint: crate::failures::fingerprint(
-            envelope.kind.as_str(),
-            &error_class,
-            &error_message,
-        ),
+        fingerprint: crate::failures::fingerprint(envelope.kind, error_class, &error_message),
         error_class,
         error_message,
         http_status: decision.http_status,
@@ -117,7 +111,7 @@ impl Executor {
                     return;
                 }
                 PreviousDelivery::Died => Err(JobError::transient(
-                    "worker_died",
+                    FailureClass::WorkerDied,
                     format!(
                         "worker died during attempt {} (or was stopped past its shutdown timeout) before the job settled; the job was redelivered",
                         envelope.attempt
@@ -132,8 +126,8 @@ impl Executor {
                 let delivery = [(next.clone(), Some(*due))];
                 self.retry_until_done("push follow-up delivery", || self.deps.enqueuer.push(&delivery)).await;
             }
-            if matches!(decision.outcome, RunOutcome::Failed | RunOutcome::NotFound) {
-                let dead = dead_letter(&envelope, &decision);
+            if let (true, Some(class)) = (decision.outcome.is_failure(), decision.error_class) {
+                let dead = dead_letter(&envelope, &decision, class);
                 self.retry_until_done("record the dead letter", || async {
                     crate::ledger::dead_letters::insert(&self.deps.db, &dead).await.map_err(anyhow::Error::from)
                 })
@@ -141,16 +135,21 @@ impl Executor {
             }
             let record = decision.run_record(&envelope, &self.worker, started_at, Utc::now());
             job_span(&envelope).in_scope(|| match decision.outcome {
-                RunOutcome::Failed => {
-                    tracing::warn!(class = ?decision.error_class, message = ?decision.message, "job failed")
-                }
+                RunOutcome::Failed => tracing::warn!(
+                    error_class = decision.error_class.map(FailureClass::as_str).unwrap_or_default(),
+                    reason = decision.message.as_deref().unwrap_or_default(),
+                    "job failed"
+                ),
                 RunOutcome::Retry => tracing::info!(
-                    class = ?decision.error_class,
-                    message = ?decision.message,
-                    next_run_at = ?record.next_run_at,
+                    error_class = decision.error_class.map(FailureClass::as_str).unwrap_or_default(),
+                    reason = decision.message.as_deref().unwrap_or_default(),
+                    next_run_at = %record.next_run_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                     "job will retry"
                 ),
-                RunOutcome::NotFound => tracing::warn!(message = ?decision.message, "order not found at the courier"),
+                RunOutcome::NotFound => tracing::warn!(
+                    reason = decision.message.as_deref().unwrap_or_default(),
+                    "order not found at the courier"
+                ),
                 _ => tracing::debug!(outcome = decision.outcome.as_str(), "job done"),
             });
             self.metrics.settled(
@@ -177,7 +176,7 @@ impl Executor {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 Err(JobError::transient(
-                    "panic",
+                    FailureClass::Panic,
                     format!("handler panicked: {what}"),
                 ))
             })
@@ -242,7 +241,11 @@ impl Executor {
             .to_owned();
         let dead = crate::ledger::dead_letters::NewDeadLetter {
             job_id,
-            fingerprint: crate::failures::fingerprint(&kind, "bad_payload", &message),
+            fingerprint: crate::failures::fingerprint_named(
+                &kind,
+                FailureClass::BadPayload,
+                &message,
+            ),
             kind,
             store: payload
                 .get("store")
@@ -256,7 +259,7 @@ impl Executor {
             payload: payload.clone(),
             attempts: attempt.max(1),
             outcome: RunOutcome::Failed.as_str(),
-            error_class: "bad_payload".into(),
+            error_class: FailureClass::BadPayload,
             error_message: message.clone(),
             http_status: None,
         };
@@ -273,7 +276,7 @@ impl Executor {
             started_at,
             finished_at: Utc::now(),
             outcome: RunOutcome::Failed,
-            error_class: Some("bad_payload".into()),
+            error_class: Some(FailureClass::BadPayload),
             error_message: Some(message),
             http_status: None,
             next_run_at: None,

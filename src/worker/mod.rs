@@ -17,10 +17,11 @@ use apalis_redis::RedisStorage;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::jobs::{Deps, JobKind};
+use crate::domain::{JobKind, Lane};
+use crate::jobs::Deps;
 use crate::ledger::runs::RunWriter;
 use crate::queue::keys::DEFAULT_FETCH_BATCH;
-use crate::queue::{janitor, promoter, Lane, QueueKeys};
+use crate::queue::{janitor, promoter, QueueKeys};
 pub use execute::Executor;
 use shutdown::{Drain, Roster};
 

@@ -1,6 +1,6 @@
 //! What a worker process consumes, and how hard: one screen.
 
-use crate::jobs::JobKind;
+use crate::domain::JobKind;
 
 /// Concurrent handlers per kind in one worker process, by default. Provider
 /// calls are I/O-bound, so concurrency is cheap; the per-store kinds page

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::jobs::{Done, JobError, Policies};
-use crate::ledger::runs::{RunOutcome, RunRecord};
-use crate::queue::JobEnvelope;
+use crate::domain::{ErrorClass, FailureClass, JobEnvelope, Policies, RunOutcome};
+use crate::jobs::{Done, JobError};
+use crate::ledger::runs::RunRecord;
 
 /// What to do after one delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,7 @@ pub struct Decision {
     /// The ledger row's outcome.
     pub outcome: RunOutcome,
     /// Error class, when it failed.
-    pub error_class: Option<String>,
+    pub error_class: Option<FailureClass>,
     /// Error or reason text.
     pub message: Option<String>,
     /// Provider HTTP status.
@@ -53,7 +53,7 @@ impl Decision {
             started_at,
             finished_at,
             outcome: self.outcome,
-            error_class: self.error_class.clone(),
+            error_class: self.error_class,
             error_message: self.message.clone(),
             http_status: self.http_status,
             next_run_at: self.next.as_ref().map(|(_, due)| *due),
@@ -78,8 +78,8 @@ pub fn decide(
             message: Some(reason),
             ..Decision::record(RunOutcome::Skipped)
         },
-        Ok(Done::NotFound(message)) => Decision {
-            error_class: Some("not_found".into()),
+        Ok(Done::NotFound { provider, message }) => Decision {
+            error_class: Some(FailureClass::Provider(provider, ErrorClass::NotFound)),
             message: Some(message),
             ..Decision::record(RunOutcome::NotFound)
         },
@@ -87,7 +87,7 @@ pub fn decide(
             let age = (now - envelope.enqueued_at).to_std().unwrap_or_default();
             if age + policies.defer_delay > policies.defer_max_age {
                 Decision {
-                    error_class: Some("deferred_too_long".into()),
+                    error_class: Some(FailureClass::DeferredTooLong),
                     message: Some(format!(
                         "still deferred after {} ({reason}); giving up",
                         humantime::format_duration(std::time::Duration::from_secs(age.as_secs()))
@@ -152,8 +152,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::jobs::JobKind;
-    use crate::queue::{RetryPolicy, Source};
+    use crate::domain::{JobKind, Provider, RetryPolicy, Source};
 
     fn envelope(attempt: u32) -> JobEnvelope {
         JobEnvelope {
@@ -193,7 +192,10 @@ mod tests {
         let e = envelope(1);
         let d = decide(
             &e,
-            Err(JobError::transient("server_error", "503")),
+            Err(JobError::transient(
+                FailureClass::Provider(Provider::Erpnext, ErrorClass::ServerError),
+                "503",
+            )),
             &policies(),
             now,
         );
@@ -207,7 +209,7 @@ mod tests {
     fn retry_after_is_honoured() {
         let now = Utc::now();
         let error = JobError::Transient {
-            class: "rate_limited".into(),
+            class: FailureClass::Provider(Provider::Erpnext, ErrorClass::RateLimited),
             message: "429".into(),
             http_status: Some(429),
             retry_after: Some(Duration::from_secs(7)),
@@ -221,7 +223,10 @@ mod tests {
     fn the_last_attempt_fails_instead_of_retrying() {
         let d = decide(
             &envelope(3),
-            Err(JobError::transient("timeout", "slow")),
+            Err(JobError::transient(
+                FailureClass::Provider(Provider::Erpnext, ErrorClass::Timeout),
+                "slow",
+            )),
             &policies(),
             Utc::now(),
         );
@@ -234,12 +239,15 @@ mod tests {
     fn a_permanent_error_fails_at_once() {
         let d = decide(
             &envelope(1),
-            Err(JobError::permanent("validation", "bad mode")),
+            Err(JobError::permanent(
+                FailureClass::Provider(Provider::Erpnext, ErrorClass::Validation),
+                "bad mode",
+            )),
             &policies(),
             Utc::now(),
         );
         assert_eq!(d.outcome, RunOutcome::Failed);
-        assert_eq!(d.error_class.as_deref(), Some("validation"));
+        assert_eq!(d.error_class.map(FailureClass::as_str), Some("validation"));
         assert!(d.next.is_none());
     }
 
@@ -269,14 +277,17 @@ mod tests {
             Utc::now(),
         );
         assert_eq!(d.outcome, RunOutcome::Failed);
-        assert_eq!(d.error_class.as_deref(), Some("deferred_too_long"));
+        assert_eq!(d.error_class, Some(FailureClass::DeferredTooLong));
     }
 
     #[test]
     fn not_found_is_its_own_outcome() {
         let d = decide(
             &envelope(1),
-            Ok(Done::NotFound("unknown".into())),
+            Ok(Done::NotFound {
+                provider: Provider::Maystro,
+                message: "unknown".into(),
+            }),
             &policies(),
             Utc::now(),
         );

@@ -1,6 +1,6 @@
 //! The admin JSON API over failed jobs, behind its bearer token.
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use secrecy::SecretString;
 use serde_json::{json, Value};

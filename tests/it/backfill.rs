@@ -1,6 +1,6 @@
 //! Backfills: bulk lane, and a summary that equals the ledger.
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::providers::erpnext::{InvoiceItem, InvoicePayment, SalesInvoice};
 use ordersync::queue::NewJob;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context as _};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use secrecy::ExposeSecret;
 

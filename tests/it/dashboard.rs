@@ -3,9 +3,9 @@
 //! security headers of the page and its assets.
 
 use chrono::Utc;
+use ordersync::domain::JobKind;
 use ordersync::http::dashboard::session::{SessionKeys, COOKIE_NAME};
 use ordersync::http::AppState;
-use ordersync::jobs::JobKind;
 use ordersync::queue::NewJob;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, SET_COOKIE};
 use reqwest::StatusCode;

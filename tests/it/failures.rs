@@ -1,8 +1,8 @@
 //! Failure handling: dead letters, fingerprints, replay, discard, poison jobs.
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
-use ordersync::simulator::{Knobs, Service};
+use ordersync_simulator::{Knobs, Service};
 use serde_json::json;
 
 use crate::helpers::{kill9, two_stores, TestApp};
@@ -272,7 +272,7 @@ async fn a_worker_killed_during_an_attempt_loses_nothing() {
     let keys = app
         .deps
         .enqueuer
-        .keys(JobKind::Noop, ordersync::queue::Lane::Live);
+        .keys(JobKind::Noop, ordersync::domain::Lane::Live);
     let meta = format!("{}:{id}:1", keys.config.job_meta_hash());
     app.eventually("the attempt to start", || {
         let mut conn = conn.clone();

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ordersync::config::{Config, FileConfig};
-use ordersync::jobs::{Deps, JobKind};
+use ordersync::domain::JobKind;
+use ordersync::domain::{JobEnvelope, Source};
+use ordersync::jobs::Deps;
 use ordersync::ledger::runs::{RunRow, RunWriter};
-use ordersync::queue::{JobEnvelope, NewJob, Source};
-use ordersync::simulator::{self, SimConfig, SimHandle};
+use ordersync::queue::NewJob;
 use ordersync::worker::{self, WorkerOptions};
+use ordersync_simulator::{self as simulator, SimConfig, SimHandle};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -92,7 +94,7 @@ impl TestApp {
         let mut url = url::Url::parse(&database_url()).unwrap();
         url.set_path(&format!("/{database}"));
         let namespace = format!("t-{}", Uuid::new_v4().simple());
-        let (mut toml, secrets) = ordersync::demo::config_for(&sim, policies);
+        let (mut toml, secrets) = ordersync_simulator::ordersync_config(&sim, policies);
         edit(&mut toml);
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("ordersync.toml");

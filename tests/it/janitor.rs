@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
+use ordersync::domain::{JobEnvelope, Lane};
 use ordersync::queue::janitor;
-use ordersync::queue::{JobEnvelope, Lane, NewJob, QueueKeys};
+use ordersync::queue::{NewJob, QueueKeys};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 use serde_json::json;

@@ -2,7 +2,10 @@
 //! providers. One binary; each test isolates itself (database, namespace,
 //! simulator), so they run in parallel.
 
-#![allow(unreachable_pub)] // helpers are `pub` for the test modules; the binary exports nothing
+#![allow(unreachable_pub)]
+// helpers are `pub` for the test modules; the binary exports nothing
+// The whole binary is test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod admin_api;
 mod backfill;

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use ordersync::jobs::JobKind;
-use ordersync::queue::{Lane, NewJob, QueueKeys, Source};
+use ordersync::domain::JobKind;
+use ordersync::domain::{Lane, Source};
+use ordersync::queue::{NewJob, QueueKeys};
 use redis::AsyncCommands as _;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -394,7 +395,7 @@ async fn a_worker_serves_its_job_and_provider_metrics_and_probes() {
         metrics.contains_key("ordersync_job_duration_seconds_bucket{kind=\"noop\",le=\"0.005\"}")
     );
     // The simulator counted the shop's requests; the worker counted the same.
-    let shop_requests = app.sim.request_count(ordersync::simulator::Service::Shop);
+    let shop_requests = app.sim.request_count(ordersync_simulator::Service::Shop);
     assert!(shop_requests >= 1);
     assert_eq!(
         metrics["ordersync_provider_requests_total{provider=\"woocommerce\",status=\"200\"}"],

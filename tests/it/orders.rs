@@ -1,9 +1,9 @@
 //! Order tracing: `ordersync orders trace|stuck` and `/admin/api/orders`,
 //! over orders the real pipeline has worked on against the simulator.
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
-use ordersync::simulator::Service;
+use ordersync_simulator::Service;
 use secrecy::SecretString;
 use serde_json::Value;
 

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
-use ordersync::simulator::Service;
+use ordersync_simulator::Service;
 
 use crate::helpers::{two_stores, TestApp, FAST_POLICIES};
 
@@ -225,7 +225,7 @@ async fn a_status_change_texts_the_customer_once_even_when_the_job_runs_twice() 
         .deps
         .enqueuer
         .push(&[(
-            ordersync::queue::JobEnvelope {
+            ordersync::domain::JobEnvelope {
                 run: 9,
                 ..serde_json::from_value(
                     sqlx::query_scalar::<_, serde_json::Value>(
@@ -324,7 +324,7 @@ async fn two_workers_racing_create_one_invoice() {
     let (reference, _) = payable_order(&app, "BETA", "cod").await;
     app.sim.set_knobs(
         Service::Erp,
-        ordersync::simulator::Knobs {
+        ordersync_simulator::Knobs {
             latency: Duration::from_millis(50),
             ..Default::default()
         },

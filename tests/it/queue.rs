@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use serde_json::json;
 
@@ -32,7 +32,7 @@ async fn a_100k_backlog_is_consumed_without_the_worker_dying() {
     let (_, report) = app
         .deps
         .enqueuer
-        .enqueue(ordersync::queue::Source::Bench, noops(n, json!(null)))
+        .enqueue(ordersync::domain::Source::Bench, noops(n, json!(null)))
         .await
         .unwrap();
     assert_eq!(report.ready, n as u64);
@@ -61,7 +61,7 @@ async fn ten_thousand_jobs_due_at_the_same_instant_are_consumed() {
     let (_, report) = app
         .deps
         .enqueuer
-        .enqueue(ordersync::queue::Source::Bench, jobs)
+        .enqueue(ordersync::domain::Source::Bench, jobs)
         .await
         .unwrap();
     assert_eq!(report.delayed, 10_000, "all wait in the delayed set");
@@ -122,7 +122,7 @@ async fn a_permanent_failure_runs_once_and_apalis_never_retries_it() {
     let keys = app
         .deps
         .enqueuer
-        .keys(JobKind::Noop, ordersync::queue::Lane::Live);
+        .keys(JobKind::Noop, ordersync::domain::Lane::Live);
     let scheduled: u64 = redis::cmd("ZCARD")
         .arg(keys.config.scheduled_jobs_set())
         .query_async(&mut conn)
@@ -218,7 +218,7 @@ async fn a_live_job_is_not_held_back_by_a_bulk_backlog() {
     let bulk: Vec<NewJob> = noops(30_000, json!({"sleep_ms": 5}));
     app.deps
         .enqueuer
-        .enqueue(ordersync::queue::Source::Backfill, bulk)
+        .enqueue(ordersync::domain::Source::Backfill, bulk)
         .await
         .unwrap();
     app.start_worker(&[JobKind::Noop]);
@@ -240,7 +240,7 @@ async fn a_live_job_is_not_held_back_by_a_bulk_backlog() {
         &mut conn,
         &app.namespace,
         JobKind::Noop,
-        ordersync::queue::Lane::Bulk,
+        ordersync::domain::Lane::Bulk,
     )
     .await
     .unwrap();

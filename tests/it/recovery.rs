@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
-use ordersync::simulator::Service;
+use ordersync_simulator::Service;
 use serde_json::json;
 
 use crate::helpers::{kill9, two_stores, TestApp};

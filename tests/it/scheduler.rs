@@ -1,12 +1,12 @@
 //! The scheduler: once per tick across replicas, overlap protection.
 
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use tokio::sync::oneshot;
 
 use crate::helpers::{two_stores, TestApp};
 
-fn every_second(kind: JobKind) -> Vec<ordersync::scheduler::Entry> {
-    ordersync::scheduler::entries(&[(kind, "* * * * * *".to_owned())]).unwrap()
+fn every_second(kind: JobKind) -> Vec<ordersync::domain::schedule::Entry> {
+    ordersync::domain::schedule::entries(&[(kind, "* * * * * *".to_owned())]).unwrap()
 }
 
 fn start_scheduler(

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ordersync::jobs::JobKind;
-use ordersync::queue::{JobEnvelope, NewJob};
+use ordersync::domain::JobEnvelope;
+use ordersync::domain::JobKind;
+use ordersync::queue::NewJob;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 use serde_json::json;

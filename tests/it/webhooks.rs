@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use ordersync::jobs::JobKind;
+use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use secrecy::SecretString;
 use serde_json::{json, Value};

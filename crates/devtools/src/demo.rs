@@ -1,7 +1,6 @@
 //! `ordersync simulate` and `ordersync demo`: the simulated providers, and
 //! the end-to-end run `just demo` performs.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,46 +8,47 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::GlobalArgs;
-use crate::jobs::create_invoice::{AWAITING_PAYMENT, PAYABLE_STATUSES};
-use crate::jobs::status::NormalizedStatus;
-use crate::jobs::JobKind;
-use crate::ledger::summary::StoreSummary;
-use crate::queue::{NewJob, Source};
-use crate::simulator::{self, SimConfig, SimHandle};
+use ordersync::cli::GlobalArgs;
+use ordersync::domain::payment::{AWAITING_PAYMENT, PAYABLE_STATUSES};
+use ordersync::domain::JobKind;
+use ordersync::domain::NormalizedStatus;
+use ordersync::domain::Source;
+use ordersync::queue::NewJob;
+use ordersync_simulator::{SimConfig, SimHandle};
 
 /// `ordersync simulate`.
 #[derive(Debug, Clone, Args)]
-pub struct SimulateArgs {
+pub(crate) struct SimulateArgs {
     /// Orders across the six demo stores.
     #[arg(long, default_value_t = 2_000)]
-    pub orders: usize,
+    pub(crate) orders: usize,
     /// Port to listen on (127.0.0.1).
     #[arg(long, default_value_t = 9400)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// Added latency per response, ms.
     #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
+    pub(crate) latency_ms: u64,
     /// Courier statuses advance one step per this many ms (0: frozen).
     #[arg(long, default_value_t = 0)]
-    pub status_step_ms: u64,
+    pub(crate) status_step_ms: u64,
     /// Write an ordersync config file pointing at the simulator here, and its
     /// secrets as `export` lines in `<path>.env`.
     #[arg(long)]
-    pub write_config: Option<PathBuf>,
+    pub(crate) write_config: Option<PathBuf>,
 }
 
 /// Run the simulator until Ctrl-C.
 ///
 /// # Errors
 /// The port is taken or the config cannot be written.
-pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let mut config = SimConfig::demo(args.orders);
     config.status_step = Duration::from_millis(args.status_step_ms);
-    let sim = simulator::start(config, SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let sim =
+        ordersync_simulator::start(config, SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     sim.set_knobs(
-        simulator::Service::Courier,
-        simulator::Knobs {
+        ordersync_simulator::Service::Courier,
+        ordersync_simulator::Knobs {
             latency: Duration::from_millis(args.latency_ms),
             ..Default::default()
         },
@@ -62,7 +62,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         );
     }
     println!("simulator listening on {}", sim.base_url());
-    crate::startup::shutdown_signal().await;
+    ordersync::startup::shutdown_signal().await;
     sim.shutdown().await;
     Ok(())
 }
@@ -73,8 +73,8 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// The files cannot be written.
-pub fn write_config(sim: &SimHandle, path: &Path, extra: &str) -> anyhow::Result<PathBuf> {
-    let (toml, secrets) = config_for(sim, extra);
+pub(crate) fn write_config(sim: &SimHandle, path: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+    let (toml, secrets) = ordersync_simulator::ordersync_config(sim, extra);
     std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))?;
     let env_path = path.with_extension("env");
     let env: String = secrets
@@ -85,78 +85,21 @@ pub fn write_config(sim: &SimHandle, path: &Path, extra: &str) -> anyhow::Result
     Ok(env_path)
 }
 
-/// The config TOML for `sim` and the environment it needs.
-pub fn config_for(sim: &SimHandle, extra: &str) -> (String, Vec<(String, String)>) {
-    let config = sim.config();
-    let mut secrets = vec![
-        ("SIM_ERP_KEY".to_owned(), config.erp_api_key.clone()),
-        ("SIM_ERP_SECRET".to_owned(), config.erp_api_secret.clone()),
-        ("SIM_SMS_KEY".to_owned(), config.sms_api_key.clone()),
-    ];
-    let mut toml = String::from(
-        "# Generated for the simulator: every URL is on loopback.\n\n[http]\ntimeout_ms = 5000\n\n",
-    );
-    let mut accounts: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
-    for store in &config.stores {
-        accounts
-            .entry(store.courier_account.as_str())
-            .or_insert((store.courier_key.as_str(), Vec::new()))
-            .1
-            .push(store.code.as_str());
-    }
-    for (name, (key, stores)) in &accounts {
-        let var = format!("SIM_COURIER_{}_KEY", name.to_uppercase());
-        secrets.push((var.clone(), (*key).to_owned()));
-        let list: Vec<String> = stores.iter().map(|s| format!("\"{s}\"")).collect();
-        toml.push_str(&format!(
-            "[[courier_accounts]]\nname = \"{name}\"\nbase_url = \"{}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
-            sim.courier_url(),
-            list.join(", ")
-        ));
-    }
-    toml.push_str(&format!(
-        "[erp]\nname = \"erpnext\"\nbase_url = \"{}\"\napi_key_env = \"SIM_ERP_KEY\"\napi_secret_env = \"SIM_ERP_SECRET\"\n\n",
-        sim.erp_url()
-    ));
-    toml.push_str(&format!(
-        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n\n",
-        sim.sms_url()
-    ));
-    for store in &config.stores {
-        let key_var = format!("SIM_SHOP_{}_KEY", store.code);
-        let secret_var = format!("SIM_SHOP_{}_SECRET", store.code);
-        let webhook_var = format!("SIM_SHOP_{}_WEBHOOK_SECRET", store.code);
-        secrets.push((key_var.clone(), store.shop_consumer_key.clone()));
-        secrets.push((secret_var.clone(), store.shop_consumer_secret.clone()));
-        secrets.push((
-            webhook_var.clone(),
-            format!("whsec_demo_{}", store.code.to_lowercase()),
-        ));
-        toml.push_str(&format!(
-            "[[stores]]\ncode = \"{}\"\nshop_url = \"{}\"\nshop_key_env = \"{key_var}\"\nshop_secret_env = \"{secret_var}\"\nwebhook_secret_env = \"{webhook_var}\"\n\n",
-            store.code,
-            sim.shop_url(&store.code)
-        ));
-    }
-    toml.push_str(extra);
-    (toml, secrets)
-}
-
 /// `ordersync demo`.
 #[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Orders across the six stores.
     #[arg(long, default_value_t = 2_000)]
-    pub orders: usize,
+    pub(crate) orders: usize,
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    pub(crate) workers: usize,
     /// Database the demo recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_demo")]
-    pub database: String,
+    pub(crate) database: String,
     /// Give up waiting for the queues after this many seconds.
     #[arg(long, default_value_t = 120)]
-    pub timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
 }
 
 /// Retry and deferral settings that keep the demo short: the shapes of the
@@ -173,20 +116,20 @@ const DEMO_POLICIES: &str = "[deferral]\ndelay_ms = 1500\nmax_age_secs = 3600\n\
 ///
 /// # Errors
 /// A service is missing, a worker dies, or the queues do not drain in time.
-pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let database_url = crate::ledger::recreate_database(&g.database_url, &args.database).await?;
+    let database_url = crate::database::recreate_scratch(&g.database_url, &args.database).await?;
     let namespace = format!("demo-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
 
     let mut sim_config = SimConfig::demo(args.orders);
     // Statuses move while the demo runs, so status polls find changes to text about.
     sim_config.status_step = Duration::from_millis(300);
     sim_config.unknown_payment_rate = 0.004;
-    let sim = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let sim = ordersync_simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     // A flaky courier: 2% of calls fail with 5xx and are retried.
     sim.set_knobs(
-        simulator::Service::Courier,
-        simulator::Knobs {
+        ordersync_simulator::Service::Courier,
+        ordersync_simulator::Knobs {
             latency: Duration::from_millis(5),
             error_rate: 0.02,
             ..Default::default()
@@ -202,22 +145,22 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ordersync-{namespace}"));
     std::fs::create_dir_all(&dir)?;
     let config_path = dir.join("ordersync.toml");
-    let (toml, secrets) = config_for(&sim, DEMO_POLICIES);
+    let (toml, secrets) = ordersync_simulator::ordersync_config(&sim, DEMO_POLICIES);
     std::fs::write(&config_path, &toml)?;
     // The config file names only variables; the secrets go to the workers'
     // environment, never to disk.
     let env: std::collections::HashMap<String, String> = secrets.iter().cloned().collect();
     let config =
-        crate::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
+        ordersync::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
     for line in config.mapping_lines() {
         println!("  {line}");
     }
-    let settings = crate::startup::Settings {
+    let settings = ordersync::startup::Settings {
         database_url: database_url.clone(),
         redis_url: g.redis_url.clone(),
         namespace: namespace.clone(),
     };
-    let deps = crate::startup::build(&settings, &config, 4).await?;
+    let deps = ordersync::startup::build(&settings, &config, 4).await?;
 
     let mut workers = Vec::new();
     for i in 0..args.workers {
@@ -276,11 +219,13 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     let mut per_order = Vec::new();
     for store in &stores {
-        for reference in crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await? {
+        for reference in
+            ordersync::ledger::orders::needing_refresh(&deps.db, store, &finals).await?
+        {
             per_order.push(NewJob::for_order(JobKind::RefreshStatus, store, &reference));
         }
         for reference in
-            crate::ledger::orders::needing_invoice(&deps.db, store, &invoiceable).await?
+            ordersync::ledger::orders::needing_invoice(&deps.db, store, &invoiceable).await?
         {
             per_order.push(NewJob::for_order(JobKind::CreateInvoice, store, &reference));
         }
@@ -315,9 +260,9 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     for worker in &mut workers {
         stop_worker(worker).await;
     }
-    let rows = crate::ledger::summary::per_store(&deps.db).await?;
+    let rows = ordersync::ledger::summary::per_store(&deps.db).await?;
     println!();
-    print!("{}", summary_table(&rows));
+    print!("{}", ordersync::ops::summary::render_table(&rows));
     println!(
         "\nsimulator counted {} invoices and {} SMS (database '{}', namespace '{namespace}')",
         sim.invoices().len(),
@@ -325,33 +270,36 @@ pub async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         args.database
     );
     sim.shutdown().await;
-    crate::queue::depth::delete_namespace(&g.redis_url, &namespace).await?;
+    ordersync::queue::depth::delete_namespace(&g.redis_url, &namespace).await?;
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// Create ERP invoices for every 15th payable order, as the cron job that
 /// ordersync replaces would have: `create_invoice` must find and skip them.
-async fn seed_old_invoices(deps: &crate::jobs::Deps, stores: &[String]) -> anyhow::Result<usize> {
+async fn seed_old_invoices(
+    deps: &ordersync::jobs::Deps,
+    stores: &[String],
+) -> anyhow::Result<usize> {
     let erp = deps.accounts.erp().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut created = 0;
     for store in stores {
         let refs =
-            crate::ledger::orders::needing_invoice(&deps.db, store, &PAYABLE_STATUSES).await?;
+            ordersync::ledger::orders::needing_invoice(&deps.db, store, &PAYABLE_STATUSES).await?;
         for reference in refs.iter().step_by(15) {
             let today = chrono::Utc::now().date_naive();
-            let invoice = crate::providers::erpnext::SalesInvoice {
+            let invoice = ordersync::providers::erpnext::SalesInvoice {
                 customer: "Walk-in Customer".into(),
                 posting_date: today,
                 due_date: today,
                 po_no: reference.clone(),
-                items: vec![crate::providers::erpnext::InvoiceItem {
+                items: vec![ordersync::providers::erpnext::InvoiceItem {
                     item_code: "ORDER".into(),
                     item_name: format!("Order {reference}"),
                     qty: 1.0,
                     rate: 1.0,
                 }],
-                payments: vec![crate::providers::erpnext::InvoicePayment {
+                payments: vec![ordersync::providers::erpnext::InvoicePayment {
                     mode_of_payment: "Cash".into(),
                     amount: 1.0,
                 }],
@@ -368,9 +316,9 @@ async fn seed_old_invoices(deps: &crate::jobs::Deps, stores: &[String]) -> anyho
 ///
 /// # Errors
 /// The binary is missing.
-pub fn spawn_worker(
+pub(crate) fn spawn_worker(
     config: &Path,
-    settings: &crate::startup::Settings,
+    settings: &ordersync::startup::Settings,
     log: &Path,
     secrets: &[(String, String)],
     extra: &[&str],
@@ -395,7 +343,7 @@ pub fn spawn_worker(
 }
 
 /// SIGTERM a worker process and wait for its graceful stop (SIGKILL after 10 s).
-pub async fn stop_worker(worker: &mut tokio::process::Child) {
+pub(crate) async fn stop_worker(worker: &mut tokio::process::Child) {
     if let Some(pid) = worker.id() {
         let _ = tokio::process::Command::new("kill")
             .arg("-TERM")
@@ -412,19 +360,19 @@ pub async fn stop_worker(worker: &mut tokio::process::Child) {
 }
 
 /// Per-store jobs of one kind for every store, enqueued together and waited for.
-pub struct Waves<'a> {
+pub(crate) struct Waves<'a> {
     /// Where to enqueue.
-    pub deps: &'a crate::jobs::Deps,
+    pub(crate) deps: &'a ordersync::jobs::Deps,
     /// Recorded as who enqueued them.
-    pub source: Source,
+    pub(crate) source: Source,
     /// Every store.
-    pub stores: &'a [String],
+    pub(crate) stores: &'a [String],
     /// Redis, to watch the queues.
-    pub redis_url: &'a str,
+    pub(crate) redis_url: &'a str,
     /// The queues' namespace.
-    pub namespace: &'a str,
+    pub(crate) namespace: &'a str,
     /// Give up after this.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
 impl Waves<'_> {
@@ -432,7 +380,7 @@ impl Waves<'_> {
     ///
     /// # Errors
     /// See [`wait_drained`].
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         kind: JobKind,
         workers: &mut [tokio::process::Child],
@@ -453,13 +401,13 @@ impl Waves<'_> {
 ///
 /// # Errors
 /// Redis failed, a worker died, or the deadline passed.
-pub async fn wait_drained(
+pub(crate) async fn wait_drained(
     redis_url: &str,
     namespace: &str,
     deadline: Instant,
     workers: &mut [tokio::process::Child],
 ) -> anyhow::Result<()> {
-    let mut conn = crate::queue::connect(redis_url).await?;
+    let mut conn = ordersync::queue::connect(redis_url).await?;
     let mut idle_polls = 0;
     loop {
         for w in workers.iter_mut() {
@@ -467,7 +415,7 @@ pub async fn wait_drained(
                 anyhow::bail!("a worker process exited ({status}); see its log");
             }
         }
-        let depths = crate::queue::depth::all_depths(&mut conn, namespace).await?;
+        let depths = ordersync::queue::depth::all_depths(&mut conn, namespace).await?;
         if depths.iter().all(|(_, d)| d.is_idle()) {
             idle_polls += 1;
             if idle_polls >= 2 {
@@ -481,40 +429,4 @@ pub async fn wait_drained(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The per-store table.
-pub fn summary_table(rows: &[StoreSummary]) -> String {
-    let mut out = format!(
-        "{:<6} {:>6} {:>9} {:>9} {:>9} {:>5} {:>7} {:>9}  {}\n",
-        "store",
-        "orders",
-        "tracking",
-        "invoiced",
-        "inv.skip",
-        "sms",
-        "failed",
-        "notfound",
-        "by status"
-    );
-    for r in rows {
-        let statuses: Vec<String> = r
-            .by_status
-            .iter()
-            .map(|(s, n)| format!("{s}={n}"))
-            .collect();
-        out.push_str(&format!(
-            "{:<6} {:>6} {:>9} {:>9} {:>9} {:>5} {:>7} {:>9}  {}\n",
-            r.store,
-            r.orders,
-            r.with_tracking,
-            r.invoices_created,
-            r.invoices_skipped,
-            r.sms_sent,
-            r.failed_jobs,
-            r.not_found,
-            statuses.join(" ")
-        ));
-    }
-    out
 }

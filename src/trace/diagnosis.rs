@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::jobs::create_invoice::{AWAITING_PAYMENT, PAYABLE_STATUSES};
-use crate::jobs::status::NormalizedStatus;
+use crate::domain::payment::{AWAITING_PAYMENT, PAYABLE_STATUSES};
+use crate::domain::NormalizedStatus;
 use crate::ledger::runs::RunRow;
-use crate::ledger::trace::{is_unfinished, OrderTrace, TracedJob, DEFAULT_STUCK_DAYS};
+use crate::trace::{is_unfinished, OrderTrace, TracedJob, DEFAULT_STUCK_DAYS};
 
 /// A tracked, non-final order not polled for this long means nothing is
 /// polling it: the scheduler polls every 5 minutes by default and the store's
@@ -650,7 +650,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::ledger::trace::{
+    use crate::trace::{
         StatusHistoryEntry, StoreJob, StoreSync, StoreSyncs, TracedDeadLetter, TracedInvoice,
         TracedOrder, TracedSms,
     };

@@ -40,6 +40,7 @@ mod admin;
 mod courier;
 mod erp;
 mod faults;
+mod ordersync_config;
 mod shop;
 mod sms;
 mod state;
@@ -58,6 +59,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub use self::ordersync_config::ordersync_config;
 
 use self::faults::Faults;
 use self::state::SimState;

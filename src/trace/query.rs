@@ -66,7 +66,7 @@ pub struct OrderTrace {
     pub diagnosis: Vec<String>,
     /// The same findings with their severity, for the terminal report.
     #[serde(skip)]
-    pub findings: Vec<crate::diagnosis::Finding>,
+    pub findings: Vec<crate::trace::diagnosis::Finding>,
     /// The order row (phone masked).
     pub order: TracedOrder,
     /// Normalized status changes, oldest first.
@@ -351,21 +351,23 @@ struct OrderRecord {
     shop_modified_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) const ORDER_SQL: &str =
-    "SELECT now() AS generated_at, id, store, shop_order_id, reference,
+/// The order row of a trace. (Public for `EXPLAIN` in the benchmark.)
+pub const ORDER_SQL: &str = "SELECT now() AS generated_at, id, store, shop_order_id, reference,
         shop_status, payment_method, total::text AS total, currency, phone, customer_name,
         tracking_number, courier_order_id, courier_code, courier_label, status, status_changed_at,
         last_polled_at, imported_at, updated_at, shop_modified_at
  FROM orders WHERE reference = $1";
 
-pub(crate) const HISTORY_SQL: &str =
+/// An order's status history, oldest first. (Public for `EXPLAIN` in the benchmark.)
+pub const HISTORY_SQL: &str =
     "SELECT status, courier_code, courier_label, observed_at, job_id FROM order_status_history
  WHERE order_id = $1 ORDER BY observed_at, id";
 
 /// The newest jobs of each kind naming the order, plus any with an open
 /// dead letter, with their kind totals and dead letters. The window runs
 /// over narrow rows; payloads are read for the kept jobs only.
-pub(crate) const JOBS_SQL: &str = "WITH ranked AS (
+/// An order's newest jobs per kind, with their latest run. (Public for `EXPLAIN` in the benchmark.)
+pub const JOBS_SQL: &str = "WITH ranked AS (
      SELECT job_id,
             row_number() OVER (PARTITION BY kind ORDER BY enqueued_at DESC, job_id DESC) AS recency,
             count(*) OVER (PARTITION BY kind) AS of_kind
@@ -387,13 +389,14 @@ pub(crate) const JOBS_SQL: &str = "WITH ranked AS (
  LEFT JOIN LATERAL (SELECT * FROM dead_letters x WHERE x.job_id = k.job_id LIMIT 1) d ON true
  ORDER BY j.enqueued_at, j.job_id";
 
-pub(crate) const RUNS_SQL: &str =
+/// Every run of the listed jobs. (Public for `EXPLAIN` in the benchmark.)
+pub const RUNS_SQL: &str =
     "SELECT job_id, run, attempt, worker, started_at, finished_at, outcome, error_class,
         error_message, http_status, next_run_at, detail
  FROM job_runs WHERE job_id = ANY($1) ORDER BY job_id, run";
 
-/// A store's recent jobs of one kind with each one's latest run, newest first.
-pub(crate) const STORE_JOBS_SQL: &str = "SELECT j.job_id, j.source, j.enqueued_at, r.run, r.attempt, r.worker, r.started_at,
+/// A store's recent jobs of one kind with each one's latest run, newest first. (Public for `EXPLAIN` in the benchmark.)
+pub const STORE_JOBS_SQL: &str = "SELECT j.job_id, j.source, j.enqueued_at, r.run, r.attempt, r.worker, r.started_at,
         r.finished_at, r.outcome, r.error_class, r.error_message, r.http_status, r.next_run_at,
         r.detail
  FROM (SELECT job_id, source, enqueued_at FROM jobs WHERE store = $1 AND kind = $2
@@ -647,7 +650,7 @@ pub async fn trace_order(db: &PgPool, reference: &str) -> sqlx::Result<Option<Or
     let status_is_final = o
         .status
         .as_deref()
-        .and_then(crate::jobs::status::NormalizedStatus::parse)
+        .and_then(crate::domain::NormalizedStatus::parse)
         .is_some_and(|s| s.is_final());
     let order = TracedOrder {
         days_in_status: o
@@ -687,7 +690,7 @@ pub async fn trace_order(db: &PgPool, reference: &str) -> sqlx::Result<Option<Or
         invoice,
         sms,
     };
-    trace.findings = crate::diagnosis::diagnose(&trace);
+    trace.findings = crate::trace::diagnosis::diagnose(&trace);
     trace.needs_attention = trace.findings.iter().any(|f| f.needs_attention());
     trace.diagnosis = trace.findings.iter().map(|f| f.message.clone()).collect();
     Ok(Some(trace))
@@ -877,7 +880,7 @@ pub struct StuckOrder {
 }
 
 /// Counts of stuck orders per store and status (`$1` cutoff, `$2` store).
-pub(crate) fn stuck_counts_sql(with_store: bool) -> String {
+pub fn stuck_counts_sql(with_store: bool) -> String {
     format!(
         "SELECT store, COALESCE(status, '{UNTRACKED}') AS status, count(*) AS n, min({SINCE}) AS oldest
          FROM orders WHERE {UNSETTLED} AND {SINCE} < $1 {}
@@ -887,7 +890,7 @@ pub(crate) fn stuck_counts_sql(with_store: bool) -> String {
 }
 
 /// The longest-stuck orders (`$1` cutoff, `$2` now, `$3` limit, `$4` store).
-pub(crate) fn stuck_list_sql(with_store: bool) -> String {
+pub fn stuck_list_sql(with_store: bool) -> String {
     format!(
         "SELECT reference, store, COALESCE(status, '{UNTRACKED}') AS status, courier_label,
                 {SINCE} AS since, extract(day FROM $2 - {SINCE})::bigint AS days_in_status,
@@ -966,7 +969,7 @@ pub async fn stuck_orders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::status::NormalizedStatus;
+    use crate::domain::NormalizedStatus;
 
     #[test]
     fn phones_keep_only_their_prefix_and_last_digits() {

@@ -17,9 +17,10 @@ use redis::AsyncCommands as _;
 use tokio::sync::watch;
 
 use crate::demo::{spawn_worker, stop_worker};
-use crate::jobs::JobKind;
-use crate::queue::{Lane, NewJob, QueueKeys, Source};
-use crate::startup::Settings;
+use ordersync::domain::JobKind;
+use ordersync::domain::{Lane, Source};
+use ordersync::queue::{NewJob, QueueKeys};
+use ordersync::startup::Settings;
 
 /// Jobs per enqueue call.
 const ENQUEUE_BATCH: usize = 5_000;
@@ -38,7 +39,7 @@ pub(super) struct Setup<'a> {
     /// Redis to measure.
     pub(super) redis_url: &'a str,
     /// The benchmark's config.
-    pub(super) config: &'a crate::config::Config,
+    pub(super) config: &'a ordersync::config::Config,
     /// Its file, for the worker process.
     pub(super) config_path: &'a Path,
     /// Secrets the config names.
@@ -61,10 +62,10 @@ pub(super) async fn run(
         redis_url: setup.redis_url.to_owned(),
         namespace: format!("bench-memory-{}", std::process::id()),
     };
-    crate::queue::depth::delete_namespace(&settings.redis_url, &settings.namespace).await?;
+    ordersync::queue::depth::delete_namespace(&settings.redis_url, &settings.namespace).await?;
     let measured = measure(&setup, &settings, jobs, results).await;
     // Also after a failure: a million leftover tasks would skew the next run.
-    crate::queue::depth::delete_namespace(&settings.redis_url, &settings.namespace).await?;
+    ordersync::queue::depth::delete_namespace(&settings.redis_url, &settings.namespace).await?;
     measured
 }
 
@@ -74,9 +75,9 @@ async fn measure(
     jobs: usize,
     results: &mut BTreeMap<&'static str, f64>,
 ) -> anyhow::Result<()> {
-    let deps = crate::startup::build(settings, setup.config, 8).await?;
-    let mut conn = crate::queue::connect(&settings.redis_url).await?;
-    let (runs_before, _, _) = crate::ledger::runs::totals(&deps.db).await?;
+    let deps = ordersync::startup::build(settings, setup.config, 8).await?;
+    let mut conn = ordersync::queue::connect(&settings.redis_url).await?;
+    let (runs_before, _, _) = ordersync::ledger::runs::totals(&deps.db).await?;
     let before = used_memory(&mut conn).await?;
 
     let (stop_sampling, sampling) = watch::channel(false);
@@ -120,7 +121,7 @@ async fn measure(
     }
     let expected = runs_before + jobs as i64;
     let last_finished = loop {
-        let (done, _, last) = crate::ledger::runs::totals(&deps.db).await?;
+        let (done, _, last) = ordersync::ledger::runs::totals(&deps.db).await?;
         if done >= expected {
             break last.context("no runs recorded")?;
         }
@@ -175,14 +176,14 @@ async fn measure(
         mb(peak),
         mb(after),
         bytes_left as f64 / 1024.0,
-        crate::config::redact_url(&settings.redis_url),
+        ordersync::redact::redact_url(&settings.redis_url),
     );
     Ok(())
 }
 
 /// Enqueue `jobs` no-op jobs in batches, waiting while the backlog is full.
 async fn produce(
-    enqueuer: crate::queue::Enqueuer,
+    enqueuer: ordersync::queue::Enqueuer,
     mut conn: ConnectionManager,
     live: QueueKeys,
     jobs: usize,

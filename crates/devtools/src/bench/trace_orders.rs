@@ -20,7 +20,7 @@ use rand::Rng as _;
 use sqlx::ConnectOptions as _;
 use sqlx::PgPool;
 
-use crate::ledger::trace;
+use ordersync::trace;
 
 /// Stores of the seeded orders (ALPH on its own courier account, as in the demo).
 const STORES: [&str; 6] = ["ALPH", "BETA", "GAMA", "DELT", "EPSI", "ZETA"];
@@ -53,7 +53,7 @@ pub(super) async fn run(
         "--trace-orders {orders}: seed at least 1000 orders"
     );
     let name = format!("{database}_trace");
-    let url = crate::ledger::recreate_database(server_url, &name).await?;
+    let url = crate::database::recreate_scratch(server_url, &name).await?;
     // Seeding statements run for seconds by design: no slow-statement warnings.
     // Index builds sort in memory rather than in temporary files.
     let options = sqlx::postgres::PgConnectOptions::from_str(&url)?
@@ -64,7 +64,7 @@ pub(super) async fn run(
         .connect_with(options)
         .await
         .context("connecting to the tracing benchmark's database")?;
-    crate::ledger::migrate(&db).await?;
+    ordersync::ledger::migrate(&db).await?;
 
     let started = Instant::now();
     // Bulk loads build keys and indexes and check foreign keys once at the
@@ -179,7 +179,7 @@ pub(super) async fn run(
     );
 
     db.close().await;
-    let admin = crate::ledger::connect(server_url, 1).await?;
+    let admin = ordersync::ledger::connect(server_url, 1).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&admin)
         .await?;

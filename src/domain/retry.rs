@@ -1,12 +1,42 @@
-//! Retry policy: exponential backoff with full jitter, per job kind.
+//! Retry and deferral policies: exponential backoff with full jitter, per
+//! job kind, and how long a deferred job waits.
 //!
 //! A policy of our own rather than the `backoff` crate (unmaintained,
 //! RUSTSEC-2025-0012): we only need the delay for attempt N, because the wait
 //! itself lives in Redis as a delayed task, never in a sleeping worker.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rand::Rng;
+
+use super::JobKind;
+
+/// How long a deferred job (payment pending) waits before it looks again.
+pub const DEFAULT_DEFER_DELAY: Duration = Duration::from_secs(600);
+/// A job deferred for longer than this since its enqueue fails.
+pub const DEFAULT_DEFER_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// The default retry policy of `kind`, and why:
+/// - imports and tracking syncs run periodically, so a few quick retries
+///   suffice and the next run catches up;
+/// - status polls are cheap and also periodic;
+/// - invoices must get to the ERP eventually, so they retry longest;
+/// - a text that arrives hours late is worse than none, so SMS give up soonest.
+pub fn default_policy(kind: JobKind) -> RetryPolicy {
+    let (max_attempts, base, cap) = match kind {
+        JobKind::ImportOrders | JobKind::FetchTracking => (5, 2, 120),
+        JobKind::RefreshStatus => (6, 1, 300),
+        JobKind::CreateInvoice => (8, 2, 900),
+        JobKind::SendSms => (5, 1, 120),
+        JobKind::Noop => (3, 1, 10),
+    };
+    RetryPolicy {
+        max_attempts,
+        base: Duration::from_secs(base),
+        cap: Duration::from_secs(cap),
+    }
+}
 
 /// How a job kind retries transient failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +71,44 @@ impl RetryPolicy {
     /// Whether another attempt is allowed after `attempt` failed.
     pub fn allows_retry_after(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
+    }
+}
+
+/// Retry and deferral settings for every kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policies {
+    retry: HashMap<JobKind, RetryPolicy>,
+    /// How long a deferred job waits before it looks again.
+    pub defer_delay: Duration,
+    /// A job deferred for longer than this since its enqueue fails.
+    pub defer_max_age: Duration,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            retry: JobKind::ALL
+                .into_iter()
+                .map(|k| (k, default_policy(k)))
+                .collect(),
+            defer_delay: DEFAULT_DEFER_DELAY,
+            defer_max_age: DEFAULT_DEFER_MAX_AGE,
+        }
+    }
+}
+
+impl Policies {
+    /// The retry policy of `kind`.
+    pub fn get(&self, kind: JobKind) -> RetryPolicy {
+        self.retry
+            .get(&kind)
+            .copied()
+            .unwrap_or_else(|| default_policy(kind))
+    }
+
+    /// Replace `kind`'s retry policy.
+    pub fn set(&mut self, kind: JobKind, policy: RetryPolicy) {
+        self.retry.insert(kind, policy);
     }
 }
 

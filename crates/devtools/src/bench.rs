@@ -13,88 +13,89 @@ use chrono::Utc;
 use clap::Args;
 use sqlx::PgPool;
 
-use crate::cli::GlobalArgs;
-use crate::demo::{config_for, spawn_worker, stop_worker, wait_drained};
-use crate::jobs::status::NormalizedStatus;
-use crate::jobs::JobKind;
-use crate::queue::{NewJob, Source};
-use crate::simulator::{self, Knobs, Service, SimConfig};
-use crate::startup::Settings;
+use crate::demo::{spawn_worker, stop_worker, wait_drained};
+use ordersync::cli::GlobalArgs;
+use ordersync::domain::JobKind;
+use ordersync::domain::NormalizedStatus;
+use ordersync::domain::Source;
+use ordersync::queue::NewJob;
+use ordersync::startup::Settings;
+use ordersync_simulator::{Knobs, Service, SimConfig};
 
 mod redis_memory;
 mod trace_orders;
 
 /// A benchmark section that can run on its own (`--only`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchSection {
+pub(crate) enum BenchSection {
     /// (h) Redis memory before, during and after a million jobs.
     RedisMemory,
 }
 
 /// `ordersync bench`.
 #[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Jobs in the no-op backlog (b).
     #[arg(long, default_value_t = 100_000)]
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// Idle wake-up samples (c).
     #[arg(long, default_value_t = 200)]
-    pub wake_samples: usize,
+    pub(crate) wake_samples: usize,
     /// Orders through fetch_tracking + refresh_status (d).
     #[arg(long, default_value_t = 20_000)]
-    pub pipeline_orders: usize,
+    pub(crate) pipeline_orders: usize,
     /// Simulated provider latency for (d), ms.
     #[arg(long, default_value_t = 20)]
-    pub latency_ms: u64,
+    pub(crate) latency_ms: u64,
     /// Only the queue benchmarks (a, b, c).
     #[arg(long)]
-    pub skip_pipeline: bool,
+    pub(crate) skip_pipeline: bool,
     /// Concurrency of the no-op worker (b).
     #[arg(long, default_value_t = 1000)]
-    pub noop_concurrency: usize,
+    pub(crate) noop_concurrency: usize,
     /// Fetch batch of the no-op worker (b).
     #[arg(long, default_value_t = 500)]
-    pub noop_fetch_batch: usize,
+    pub(crate) noop_fetch_batch: usize,
     /// Webhooks per second for (g).
     #[arg(long, default_value_t = 500)]
-    pub webhook_rate: u64,
+    pub(crate) webhook_rate: u64,
     /// Seconds of webhooks for (g).
     #[arg(long, default_value_t = 10)]
-    pub webhook_secs: u64,
+    pub(crate) webhook_secs: u64,
     /// Run only this section.
     #[arg(long, value_enum)]
-    pub only: Option<BenchSection>,
+    pub(crate) only: Option<BenchSection>,
     /// No-op jobs pushed and consumed for the Redis memory section (h).
     #[arg(long, default_value_t = 1_000_000)]
-    pub memory_jobs: usize,
+    pub(crate) memory_jobs: usize,
     /// Redis for the memory section (default: REDIS_URL). `used_memory` is
     /// server-wide, so a private server gives a reading nobody else disturbs.
     #[arg(long)]
-    pub memory_redis_url: Option<String>,
+    pub(crate) memory_redis_url: Option<String>,
     /// Orders seeded for the order-tracing benchmark (h); 0 skips it.
     /// Seeding a million takes minutes, so it is opt-in: `just bench` passes
     /// `--trace-orders 1000000`.
     #[arg(long, default_value_t = 0)]
-    pub trace_orders: i64,
+    pub(crate) trace_orders: i64,
     /// Random orders traced in (h).
     #[arg(long, default_value_t = 200)]
-    pub trace_samples: usize,
+    pub(crate) trace_samples: usize,
     /// Run only (h), merging its figures into an existing results file.
     #[arg(long, requires = "trace_orders")]
-    pub only_trace_orders: bool,
+    pub(crate) only_trace_orders: bool,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
-    pub database: String,
+    pub(crate) database: String,
     /// Where to write the results.
     #[arg(long, default_value = "target/bench/results.json")]
-    pub output: PathBuf,
+    pub(crate) output: PathBuf,
 }
 
 /// Run every benchmark.
 ///
 /// # Errors
 /// A service is missing or a worker died.
-pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     let mut results: BTreeMap<&'static str, f64> = BTreeMap::new();
     if args.only_trace_orders {
         trace_orders::run(
@@ -107,20 +108,20 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         .await?;
         return write_results(&args, &results, true);
     }
-    let database_url = crate::ledger::recreate_database(&g.database_url, &args.database).await?;
+    let database_url = crate::database::recreate_scratch(&g.database_url, &args.database).await?;
     let dir = std::env::temp_dir().join(format!("ordersync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 
     // The simulator serves the pipeline; the no-op benches only need a valid config.
     let mut sim_config = SimConfig::demo(args.pipeline_orders);
     sim_config.courier_coverage = 1.0;
-    let sim = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let (toml, secrets) = config_for(&sim, "");
+    let sim = ordersync_simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let (toml, secrets) = ordersync_simulator::ordersync_config(&sim, "");
     let config_path = dir.join("ordersync.toml");
     std::fs::write(&config_path, &toml)?;
     let env: HashMap<String, String> = secrets.iter().cloned().collect();
     let config =
-        crate::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
+        ordersync::config::Config::resolve(toml::from_str(&toml)?, &|name| env.get(name).cloned())?;
     let memory_setup = redis_memory::Setup {
         database_url: &database_url,
         redis_url: args.memory_redis_url.as_deref().unwrap_or(&g.redis_url),
@@ -141,7 +142,7 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         redis_url: g.redis_url.clone(),
         namespace: format!("bench-noop-{}", std::process::id()),
     };
-    let deps = crate::startup::build(&settings, &config, 8).await?;
+    let deps = ordersync::startup::build(&settings, &config, 8).await?;
     let jobs: Vec<NewJob> = (0..args.jobs)
         .map(|_| NewJob::for_store(JobKind::Noop, "BETA"))
         .collect();
@@ -170,7 +171,7 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     )?;
     let deadline = Instant::now() + Duration::from_secs(600);
     wait_for_runs(&deps.db, args.jobs as i64, deadline).await?;
-    let (_, first_start, last_end) = crate::ledger::runs::totals(&deps.db).await?;
+    let (_, first_start, last_end) = ordersync::ledger::runs::totals(&deps.db).await?;
     let (first_start, last_end) = first_start.zip(last_end).context("no runs recorded")?;
     let consume_secs = (last_end - first_start)
         .to_std()
@@ -202,12 +203,12 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     deps.enqueuer.enqueue(Source::Backfill, bulk).await?;
     let mut live = start_latencies(&deps, Source::Webhook, 50).await?;
-    let mut conn = crate::queue::connect(&g.redis_url).await?;
-    let bulk_left = crate::queue::depth::lane_depth(
+    let mut conn = ordersync::queue::connect(&g.redis_url).await?;
+    let bulk_left = ordersync::queue::depth::lane_depth(
         &mut conn,
         &settings.namespace,
         JobKind::Noop,
-        crate::queue::Lane::Bulk,
+        ordersync::domain::Lane::Bulk,
     )
     .await?;
     live.sort_by(f64::total_cmp);
@@ -219,7 +220,7 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         bulk_left.pending + bulk_left.in_flight
     );
     stop_worker(&mut worker).await;
-    crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+    ordersync::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 
     let (p50, p99, sent) =
         webhooks(&deps, &config, &sim, args.webhook_rate, args.webhook_secs).await?;
@@ -229,7 +230,7 @@ pub async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         "(g) {sent} signed WooCommerce webhooks at {}/s",
         args.webhook_rate
     );
-    crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+    ordersync::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 
     let pipeline_rss = if args.skip_pipeline {
         0.0
@@ -302,8 +303,8 @@ fn write_results(
 async fn pipeline(
     g: &GlobalArgs,
     args: &BenchArgs,
-    sim: &simulator::SimHandle,
-    config: &crate::config::Config,
+    sim: &ordersync_simulator::SimHandle,
+    config: &ordersync::config::Config,
     config_path: &std::path::Path,
     secrets: &[(String, String)],
     settings: Settings,
@@ -314,7 +315,7 @@ async fn pipeline(
         namespace: format!("bench-pipeline-{}", std::process::id()),
         ..settings
     };
-    let deps = crate::startup::build(&settings, config, 8).await?;
+    let deps = ordersync::startup::build(&settings, config, 8).await?;
     let mut worker = spawn_worker(
         config_path,
         &settings,
@@ -357,10 +358,12 @@ async fn pipeline(
     let mut refreshes = Vec::new();
     let mut tracked = 0usize;
     for store in &stores {
-        tracked += crate::ledger::orders::needing_refresh(&deps.db, store, &[])
+        tracked += ordersync::ledger::orders::needing_refresh(&deps.db, store, &[])
             .await?
             .len();
-        for reference in crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await? {
+        for reference in
+            ordersync::ledger::orders::needing_refresh(&deps.db, store, &finals).await?
+        {
             refreshes.push(NewJob::for_order(JobKind::RefreshStatus, store, &reference));
         }
     }
@@ -387,7 +390,7 @@ async fn pipeline(
         args.pipeline_orders
     );
     stop_worker(&mut worker).await;
-    crate::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+    ordersync::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
 
     Ok(rss)
 }
@@ -397,9 +400,9 @@ async fn pipeline(
 /// short-cut), so each upserts its order and enqueues its invoice.
 /// Returns p50 and p99 response times (ms) and the requests sent.
 async fn webhooks(
-    deps: &crate::jobs::Deps,
-    config: &crate::config::Config,
-    sim: &simulator::SimHandle,
+    deps: &ordersync::jobs::Deps,
+    config: &ordersync::config::Config,
+    sim: &ordersync_simulator::SimHandle,
     rate: u64,
     secs: u64,
 ) -> anyhow::Result<(f64, f64, usize)> {
@@ -410,9 +413,9 @@ async fn webhooks(
         listener.local_addr()?
     );
     let state =
-        crate::http::AppState::new(deps.clone(), config, secrecy::SecretString::from("bench"));
+        ordersync::http::AppState::new(deps.clone(), config, secrecy::SecretString::from("bench"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::http::serve(listener, state, async {
+    let server = tokio::spawn(ordersync::http::serve(listener, state, async {
         let _ = stop_rx.await;
     }));
     let secret = config
@@ -479,7 +482,7 @@ async fn webhooks(
 /// Push `samples` no-op jobs from `source`, one every 20 ms, each after the
 /// previous one started; returns push-to-start latencies in ms.
 async fn start_latencies(
-    deps: &crate::jobs::Deps,
+    deps: &ordersync::jobs::Deps,
     source: Source,
     samples: usize,
 ) -> anyhow::Result<Vec<f64>> {
@@ -510,7 +513,7 @@ async fn start_latencies(
 
 async fn wait_for_runs(db: &PgPool, expected: i64, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        let (done, _, _) = crate::ledger::runs::totals(db).await?;
+        let (done, _, _) = ordersync::ledger::runs::totals(db).await?;
         if done >= expected {
             return Ok(());
         }
@@ -528,7 +531,7 @@ async fn wait_for_start(
     deadline: Instant,
 ) -> anyhow::Result<chrono::DateTime<Utc>> {
     loop {
-        if let Some(t) = crate::ledger::runs::first_start(db, job_id).await? {
+        if let Some(t) = ordersync::ledger::runs::first_start(db, job_id).await? {
             return Ok(t);
         }
         anyhow::ensure!(

@@ -1,4 +1,5 @@
-//! The job envelope: what a task's payload in Redis carries.
+//! Jobs as every layer names them: the kinds, who enqueued a job, the
+//! priority lanes, and the envelope a task carries through Redis.
 //!
 //! The envelope holds the job's own identity and history (ids only, never
 //! models), so the outcome of an attempt is decided by us and not by
@@ -8,7 +9,102 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::jobs::JobKind;
+/// A job kind. Its name is the Redis queue name under the namespace:
+/// renaming one orphans its queued jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Per store: page through the shop's orders modified since the last import.
+    ImportOrders,
+    /// Per store: page through the courier account's orders and fill tracking.
+    FetchTracking,
+    /// Per order: poll its courier status.
+    RefreshStatus,
+    /// Per order: create its ERP invoice once.
+    CreateInvoice,
+    /// Per order and status: text the customer once.
+    SendSms,
+    /// Does nothing: the benchmark's and queue tests' job.
+    Noop,
+}
+
+impl JobKind {
+    /// Every kind, in the order a job travels.
+    pub const ALL: [JobKind; 6] = [
+        JobKind::ImportOrders,
+        JobKind::FetchTracking,
+        JobKind::RefreshStatus,
+        JobKind::CreateInvoice,
+        JobKind::SendSms,
+        JobKind::Noop,
+    ];
+
+    /// The stable name (queue name, ledger `kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::ImportOrders => "import_orders",
+            JobKind::FetchTracking => "fetch_tracking",
+            JobKind::RefreshStatus => "refresh_status",
+            JobKind::CreateInvoice => "create_invoice",
+            JobKind::SendSms => "send_sms",
+            JobKind::Noop => "noop",
+        }
+    }
+
+    /// Whether a job of this kind names an order.
+    pub fn is_per_order(self) -> bool {
+        matches!(
+            self,
+            JobKind::RefreshStatus | JobKind::CreateInvoice | JobKind::SendSms
+        )
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown job kind '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Priority lane. Each kind has one Redis queue per lane, consumed by its own
+/// apalis workers, so a bulk backlog (a 100,000-job backfill, a scheduler
+/// tick of every order) never delays a webhook's or an operator's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Webhooks, operators, replays, follow-ups.
+    Live,
+    /// The scheduler and backfills.
+    Bulk,
+}
+
+impl Lane {
+    /// Both lanes.
+    pub const ALL: [Lane; 2] = [Lane::Live, Lane::Bulk];
+
+    /// The lane of a job enqueued by `source`.
+    pub fn of(source: Source) -> Lane {
+        match source {
+            Source::Scheduler | Source::Backfill => Lane::Bulk,
+            _ => Lane::Live,
+        }
+    }
+}
 
 /// Who asked for a job. Stored in the ledger as its `source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

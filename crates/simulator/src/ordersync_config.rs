@@ -1,0 +1,66 @@
+//! The ordersync configuration that points at a running simulator: every
+//! store mapped to its courier account, shop, the ERP and the SMS gateway,
+//! with the secrets as environment variables (the file only names them).
+
+use std::collections::BTreeMap;
+
+use crate::SimHandle;
+
+/// The ordersync config TOML for `sim`'s stores and the environment it
+/// needs (secret variable -> value); `extra` is appended to the TOML
+/// (policy overrides).
+pub fn ordersync_config(sim: &SimHandle, extra: &str) -> (String, Vec<(String, String)>) {
+    let config = sim.config();
+    let mut secrets = vec![
+        ("SIM_ERP_KEY".to_owned(), config.erp_api_key.clone()),
+        ("SIM_ERP_SECRET".to_owned(), config.erp_api_secret.clone()),
+        ("SIM_SMS_KEY".to_owned(), config.sms_api_key.clone()),
+    ];
+    let mut toml = String::from(
+        "# Generated for the simulator: every URL is on loopback.\n\n[http]\ntimeout_ms = 5000\n\n",
+    );
+    let mut accounts: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    for store in &config.stores {
+        accounts
+            .entry(store.courier_account.as_str())
+            .or_insert((store.courier_key.as_str(), Vec::new()))
+            .1
+            .push(store.code.as_str());
+    }
+    for (name, (key, stores)) in &accounts {
+        let var = format!("SIM_COURIER_{}_KEY", name.to_uppercase());
+        secrets.push((var.clone(), (*key).to_owned()));
+        let list: Vec<String> = stores.iter().map(|s| format!("\"{s}\"")).collect();
+        toml.push_str(&format!(
+            "[[courier_accounts]]\nname = \"{name}\"\nbase_url = \"{}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
+            sim.courier_url(),
+            list.join(", ")
+        ));
+    }
+    toml.push_str(&format!(
+        "[erp]\nname = \"erpnext\"\nbase_url = \"{}\"\napi_key_env = \"SIM_ERP_KEY\"\napi_secret_env = \"SIM_ERP_SECRET\"\n\n",
+        sim.erp_url()
+    ));
+    toml.push_str(&format!(
+        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n\n",
+        sim.sms_url()
+    ));
+    for store in &config.stores {
+        let key_var = format!("SIM_SHOP_{}_KEY", store.code);
+        let secret_var = format!("SIM_SHOP_{}_SECRET", store.code);
+        let webhook_var = format!("SIM_SHOP_{}_WEBHOOK_SECRET", store.code);
+        secrets.push((key_var.clone(), store.shop_consumer_key.clone()));
+        secrets.push((secret_var.clone(), store.shop_consumer_secret.clone()));
+        secrets.push((
+            webhook_var.clone(),
+            format!("whsec_demo_{}", store.code.to_lowercase()),
+        ));
+        toml.push_str(&format!(
+            "[[stores]]\ncode = \"{}\"\nshop_url = \"{}\"\nshop_key_env = \"{key_var}\"\nshop_secret_env = \"{secret_var}\"\nwebhook_secret_env = \"{webhook_var}\"\n\n",
+            store.code,
+            sim.shop_url(&store.code)
+        ));
+    }
+    toml.push_str(extra);
+    (toml, secrets)
+}

@@ -1,0 +1,93 @@
+//! `ordersync orders trace REF` and `ordersync orders stuck`.
+
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use crate::cli::GlobalArgs;
+use crate::trace::{
+    self, render, DEFAULT_STUCK_DAYS, DEFAULT_STUCK_LIMIT, MAX_STUCK_DAYS, MAX_STUCK_LIMIT,
+};
+
+/// `ordersync orders ...`
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Everything about one order, and why it is where it is: diagnosis,
+    /// current state, status history, every job with its attempts and
+    /// errors, the store's syncs, invoice and texts.
+    Trace {
+        /// Order reference, e.g. ALPH-1001.
+        reference: String,
+        /// JSON output (the admin API's shape).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Orders in one non-final status (or never seen by the courier) for
+    /// more than N days, per store, longest-stuck first.
+    Stuck {
+        /// Whole days without a status change.
+        #[arg(long, default_value_t = DEFAULT_STUCK_DAYS,
+              value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_STUCK_DAYS)))]
+        days: u32,
+        /// Only this store.
+        #[arg(long)]
+        store: Option<String>,
+        /// At most this many orders listed (counts cover them all).
+        #[arg(long, default_value_t = DEFAULT_STUCK_LIMIT,
+              value_parser = clap::value_parser!(i64).range(1..=MAX_STUCK_LIMIT))]
+        limit: i64,
+        /// JSON output (the admin API's shape).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run an `orders` command.
+///
+/// # Errors
+/// Bad input or an unknown order or store (named, with hints), or Postgres failed.
+pub(crate) async fn run(g: &GlobalArgs, command: OrdersCommand) -> anyhow::Result<()> {
+    let db = crate::ledger::connect(&g.database_url, 2).await?;
+    match command {
+        OrdersCommand::Trace { reference, json } => {
+            trace::validate_reference(&reference).map_err(anyhow::Error::msg)?;
+            let Some(found) = trace::trace_order(&db, &reference)
+                .await
+                .with_context(|| format!("tracing order {reference}"))?
+            else {
+                let hints = trace::unknown_reference_hints(&db, &reference).await?;
+                let mut message = format!("no order with reference '{reference}'");
+                for hint in hints {
+                    let _ = write!(message, "\n  hint: {hint}");
+                }
+                anyhow::bail!(message);
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                print!("{}", render::render_trace(&found));
+            }
+        }
+        OrdersCommand::Stuck {
+            days,
+            store,
+            limit,
+            json,
+        } => {
+            if let Some(store) = store.as_deref() {
+                let stores = trace::stores_with_orders(&db).await?;
+                if !stores.iter().any(|s| s == store) {
+                    anyhow::bail!(trace::unknown_store_message(store, &stores));
+                }
+            }
+            let stuck = trace::stuck_orders(&db, days, store.as_deref(), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stuck)?);
+            } else {
+                print!("{}", render::render_stuck(&stuck));
+            }
+        }
+    }
+    Ok(())
+}
