@@ -36,6 +36,13 @@ bench: services
     cargo build --release --workspace --bins
     ./target/release/ordersync-dev bench --trace-orders 1000000
 
+# Fault scenarios soaked (worker kill storm, FLUSHALL, Redis restarts with and
+# without AOF, Postgres down 30 s) against private Redis and Postgres servers;
+# writes target/chaos/results.json. Takes several minutes.
+chaos: services
+    cargo build --release --workspace --bins
+    ./target/release/ordersync-dev chaos
+
 # Apply migrations to DATABASE_URL.
 migrate: services
     cargo run --release --bin ordersync -- migrate

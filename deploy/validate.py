@@ -49,6 +49,10 @@ EXPORTED_METRICS = {
     "ordersync_job_duration_seconds",
     "ordersync_job_queue_lag_seconds",
     "ordersync_provider_requests_total",
+    "ordersync_worker_processes",
+    "ordersync_queue_missing_jobs",
+    "ordersync_sms_unknown",
+    "ordersync_reconciled_jobs_total",
 }
 
 # README.md sections the alerts link to.
@@ -56,6 +60,8 @@ RUNBOOK_ANCHORS = {
     "README.md#runbook-failures-rising",
     "README.md#runbook-queue-backing-up",
     "README.md#runbook-store-stale",
+    "README.md#runbook-jobs-missing-from-redis",
+    "README.md#runbook-texts-of-unknown-fate",
 }
 
 # A worker drains in-flight jobs for ORDERSYNC_SHUTDOWN_TIMEOUT (default 30 s)

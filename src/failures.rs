@@ -101,6 +101,16 @@ async fn blocked(deps: &Deps, job_id: Uuid) -> anyhow::Result<Option<String>> {
         return Ok(Some(format!("job {job_id} is not a failed job")));
     };
     Ok(match (dead.resolution.as_deref(), dead.replayed_as) {
+        // A replay would only meet the text's "unknown" claim and fail again:
+        // sending it again is an explicit decision of its own.
+        (None, _) if dead.error_class == FailureClass::DeliveryUnknown.as_str() => Some(format!(
+            "its text may have been sent already; to send it again on purpose: ordersync sms resend --order {} --status {}",
+            dead.order_ref.as_deref().unwrap_or("?"),
+            dead.payload
+                .pointer("/args/status")
+                .and_then(|s| s.as_str())
+                .unwrap_or("?")
+        )),
         (None, _) => None,
         (Some("replayed"), Some(new_job)) => {
             let state = crate::ledger::jobs::get(&deps.db, new_job)
@@ -164,9 +174,10 @@ async fn replay_inner(
         enqueued_at: chrono::Utc::now(),
         source: Source::Replay,
         replay_of: Some(job_id),
+        infra_retries: 0,
         ..failed
     };
-    crate::ledger::jobs::insert(&mut *tx, deps.enqueuer.namespace(), &[&envelope]).await?;
+    crate::ledger::jobs::insert(&mut *tx, deps.enqueuer.namespace(), &[(&envelope, None)]).await?;
     dead_letters::mark_replayed(&mut *tx, job_id, envelope.job_id, by).await?;
     // Push before committing: if Redis refuses, the transaction rolls back and
     // the dead letter stays open for the next replay.

@@ -39,5 +39,6 @@ pub mod redact;
 pub mod scheduler;
 pub mod startup;
 pub mod telemetry;
+pub mod texts;
 pub mod trace;
 pub mod worker;

@@ -57,6 +57,13 @@ struct WorkerCli {
     /// How long the janitor waits after a sweep that found nothing to delete.
     #[arg(long, env = "ORDERSYNC_JANITOR_INTERVAL", default_value = "10s")]
     janitor_interval: humantime::Duration,
+    /// How often the reconciler (one worker process at a time) pushes again
+    /// the jobs the ledger holds unfinished that Redis has lost.
+    #[arg(long, env = "ORDERSYNC_RECONCILE_INTERVAL", default_value = "30s")]
+    reconcile_interval: humantime::Duration,
+    /// Jobs enqueued more recently than this are left to their own push.
+    #[arg(long, env = "ORDERSYNC_RECONCILE_GRACE", default_value = "30s")]
+    reconcile_grace: humantime::Duration,
 }
 
 #[tokio::main]
@@ -114,6 +121,12 @@ async fn run(cli: WorkerCli) -> anyhow::Result<()> {
     options.shutdown_timeout = cli.shutdown_timeout.into();
     options.janitor_grace = cli.janitor_grace.into();
     options.janitor_interval = cli.janitor_interval.into();
+    options.reconcile_interval = cli.reconcile_interval.into();
+    options.reconcile_grace = cli.reconcile_grace.into();
+    anyhow::ensure!(
+        !options.reconcile_interval.is_zero(),
+        "--reconcile-interval must be more than zero: it is the pause between reconciler passes"
+    );
     anyhow::ensure!(
         !options.janitor_interval.is_zero(),
         "--janitor-interval must be more than zero: it is the pause between sweeps that find nothing"

@@ -107,6 +107,19 @@ pub enum JobsCommand {
         #[arg(long, default_value = "90d")]
         older_than: String,
     },
+    /// Push again, now, every job the ledger holds unfinished that Redis
+    /// does not hold (what the workers' reconciler does every 30 s).
+    Requeue {
+        /// Leave jobs enqueued more recently than this to their own push.
+        #[arg(long, default_value = "30s")]
+        grace: humantime::Duration,
+        /// Count what is missing; push nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) async fn jobs_command(g: &GlobalArgs, action: JobsCommand) -> anyhow::Result<()> {
@@ -185,7 +198,46 @@ pub(crate) async fn jobs_command(g: &GlobalArgs, action: JobsCommand) -> anyhow:
             println!("pruned {n} failed-job record(s) older than {older_than}");
             Ok(())
         }
+        JobsCommand::Requeue {
+            grace,
+            dry_run,
+            json,
+        } => requeue(g, grace.into(), dry_run, json).await,
     }
+}
+
+/// `ordersync jobs requeue`.
+async fn requeue(
+    g: &GlobalArgs,
+    grace: std::time::Duration,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::queue::reconcile::{self, Mode};
+    let config = g.load_config()?;
+    let deps = crate::startup::build(&g.settings(), &config, 2).await?;
+    let mode = if dry_run { Mode::Count } else { Mode::Repush };
+    let by = format!("cli:{}", operator());
+    let report = reconcile::pass(&deps.enqueuer, grace, mode, &by).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for (queue, n) in &report.missing_by_queue {
+        println!("{queue}: {n} missing from Redis");
+    }
+    let verb = if dry_run { "would push" } else { "pushed" };
+    println!(
+        "{} unfinished job(s) in the ledger, {} missing from Redis; {verb} {}",
+        report.examined,
+        report.missing,
+        if dry_run {
+            report.missing
+        } else {
+            report.pushed
+        }
+    );
+    Ok(())
 }
 
 async fn resolve(g: &GlobalArgs, selection: Selection, replay: bool) -> anyhow::Result<()> {

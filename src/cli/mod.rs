@@ -7,6 +7,7 @@ mod jobs;
 mod orders;
 mod queues;
 mod serve;
+mod sms;
 mod stores;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::startup::Settings;
 pub use enqueue::BackfillCommand;
 pub use jobs::{FailedFilter, JobsCommand, Selection};
 pub use orders::OrdersCommand;
+pub use sms::SmsCommand;
 
 /// Settings every command shares.
 #[derive(Debug, Clone, Args)]
@@ -143,6 +145,12 @@ pub enum Command {
         #[command(subcommand)]
         action: OrdersCommand,
     },
+    /// Texts whose fate is unknown; resending them on purpose.
+    Sms {
+        /// What to do.
+        #[command(subcommand)]
+        action: SmsCommand,
+    },
     /// Per-store figures: orders, tracking, statuses, invoices, SMS, failures.
     Summary {
         /// JSON output.
@@ -190,6 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => queues::queues(g, json, watch.then_some(interval.into())).await,
         Command::Jobs { action } => jobs::jobs_command(g, action).await,
         Command::Orders { action } => orders::run(g, action).await,
+        Command::Sms { action } => sms::run(g, action).await,
         Command::Summary { json } => stores::summary(g, json).await,
         Command::Api { listen, dashboard } => serve::api(g, listen, dashboard).await,
         Command::Backfill { what } => enqueue::backfill(g, what).await,

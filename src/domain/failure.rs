@@ -169,6 +169,13 @@ impl FailureClass {
         }
     }
 
+    /// Whether our own infrastructure failed (Postgres, Redis), not the job
+    /// or its provider: such an attempt is retried without using the job's
+    /// attempt budget, because an outage of ours says nothing about the job.
+    pub fn is_infrastructure(self) -> bool {
+        matches!(self, FailureClass::Database | FailureClass::Queue)
+    }
+
     /// The provider the failure came from, if one did.
     pub fn provider(self) -> Option<Provider> {
         match self {

@@ -179,6 +179,19 @@ pub struct JobEnvelope {
     /// or deferral's due time), so queue lag is measured from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_at: Option<DateTime<Utc>>,
+    /// Deliveries retried because our own Postgres or Redis failed; they do
+    /// not use attempts, and are bounded by [`MAX_INFRA_RETRIES`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub infra_retries: u32,
+}
+
+/// Deliveries a job may retry for our own outages (Postgres or Redis down)
+/// before they count against its attempts: with backoff capped at the
+/// kind's cap, hours of outage.
+pub const MAX_INFRA_RETRIES: u32 = 50;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobEnvelope {
@@ -204,6 +217,16 @@ impl JobEnvelope {
             ..self.clone()
         }
     }
+
+    /// The next delivery after our own infrastructure failed: the attempt is
+    /// not used up, the outage retries are counted.
+    pub fn infra_retry(&self) -> Self {
+        Self {
+            run: self.run + 1,
+            infra_retries: self.infra_retries + 1,
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +247,7 @@ mod tests {
             source: Source::Cli,
             replay_of: None,
             ready_at: None,
+            infra_retries: 0,
         }
     }
 

@@ -19,6 +19,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/jobs/replay", post(replay))
         .route("/jobs/discard", post(discard))
         .route("/jobs/{id}", get(show))
+        .route("/jobs/requeue", post(crate::http::texts::requeue))
+        .route("/sms/unknown", get(crate::http::texts::unknown))
+        .route("/sms/resend", post(crate::http::texts::resend))
         .route("/sync", post(sync))
         // A static segment wins over a capture in axum, so `stuck` is never a reference.
         .route("/orders/stuck", get(crate::http::orders::stuck_orders))

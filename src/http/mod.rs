@@ -6,6 +6,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod ops;
 pub mod orders;
+pub mod texts;
 pub mod webhooks;
 
 use std::sync::Arc;

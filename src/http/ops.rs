@@ -102,7 +102,7 @@ pub async fn readiness(db: &PgPool, mut redis: ConnectionManager) -> Response {
     if problems.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {
-        tracing::warn!(problems = ?problems, "not ready");
+        tracing::warn!(problems = %problems.join("; "), "not ready");
         (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n")).into_response()
     }
 }
@@ -110,7 +110,8 @@ pub async fn readiness(db: &PgPool, mut redis: ConnectionManager) -> Response {
 async fn api_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = queue_snapshot(&state).await?;
     let stores = ops::stores::freshness(&state.deps.db, &state.config).await?;
-    let mut text = ops::metrics::render_system_gauges(&snapshot, &stores);
+    let unknown_texts = crate::ledger::sms::unknown_counts(&state.deps.db).await?;
+    let mut text = ops::metrics::render_system_gauges(&snapshot, &stores, &unknown_texts);
     text.push_str(&ops::metrics::recorder().render());
     Ok(prometheus_text(text))
 }

@@ -6,7 +6,7 @@
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::domain::{status, FailureClass, JobEnvelope, Source};
+use crate::domain::{status, JobEnvelope, Source};
 use crate::jobs::{fetch_page, send_sms, Deps, Done, JobError};
 use crate::ledger::orders::{self, CourierObservation};
 use crate::providers::maystro::MaystroOrder;
@@ -65,17 +65,14 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         observations.extend(mine);
     }
 
+    // Status changes and their texts commit together (see refresh_status).
+    let mut tx = deps.db.begin().await?;
     let (changes, matched) =
-        orders::observe_courier(&deps.db, store, &observations, envelope.job_id).await?;
-    let sms = send_sms::jobs_for_changes(store, &changes);
-    if !sms.is_empty() {
-        deps.enqueuer.enqueue(Source::Job, sms).await.map_err(|e| {
-            JobError::transient(
-                FailureClass::Queue,
-                format!("enqueueing SMS follow-ups: {e:#}"),
-            )
-        })?;
-    }
+        orders::observe_courier(&mut *tx, store, &observations, envelope.job_id).await?;
+    let texts = send_sms::jobs_for_changes(store, &changes);
+    let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
+    tx.commit().await?;
+    deps.enqueuer.push_committed(&follow_ups).await;
     let unknown = orders::without_tracking(&deps.db, store).await?;
     orders::mark_synced(&deps.db, store, "fetch_tracking", None).await?;
     Ok(Done::Succeeded(Some(json!({

@@ -50,22 +50,20 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     })?;
     // The courier's copy may lack our reference spelling; we asked by id.
     observation.reference = order.reference.clone();
+    // The status change and its text are one transaction: no change is on
+    // record without its follow-up, whatever dies after the commit.
+    let mut tx = deps.db.begin().await?;
     let (changes, _) = orders::observe_courier(
-        &deps.db,
+        &mut *tx,
         &order.store,
-        &[observation.clone()],
+        std::slice::from_ref(&observation),
         envelope.job_id,
     )
     .await?;
-    let sms = send_sms::jobs_for_changes(&order.store, &changes);
-    if !sms.is_empty() {
-        deps.enqueuer.enqueue(Source::Job, sms).await.map_err(|e| {
-            JobError::transient(
-                FailureClass::Queue,
-                format!("enqueueing SMS follow-up: {e:#}"),
-            )
-        })?;
-    }
+    let texts = send_sms::jobs_for_changes(&order.store, &changes);
+    let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
+    tx.commit().await?;
+    deps.enqueuer.push_committed(&follow_ups).await;
     Ok(Done::Succeeded(Some(json!({
         "courier_code": observation.code,
         "courier_label": observation.label,

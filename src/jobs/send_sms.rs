@@ -9,6 +9,7 @@ use crate::domain::{ErrorClass, FailureClass, JobEnvelope, JobKind, NormalizedSt
 use crate::jobs::{load_order, Deps, Done, JobError};
 use crate::ledger::orders::StatusChange;
 use crate::ledger::sms::{self, SmsClaim};
+use crate::ledger::until_done;
 use crate::queue::NewJob;
 
 /// Namespace of the deterministic SMS job ids: one job per (order, status),
@@ -64,7 +65,8 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         SmsClaim::Unknown => {
             return Err(JobError::permanent(
                 FailureClass::DeliveryUnknown,
-                "an earlier attempt died or timed out while sending; not re-sent to avoid texting twice",
+                "an earlier attempt died or timed out while sending; not re-sent to avoid texting twice \
+                 (`ordersync sms unknown` lists such texts, `ordersync sms resend` sends one on purpose)",
             ))
         }
         SmsClaim::HeldElsewhere => {
@@ -72,15 +74,25 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         }
         SmsClaim::Acquired => {}
     }
+    // Once the gateway has answered, what it said is recorded in place,
+    // retried through any outage of ours: a send that went out must never
+    // read as "unknown" (or be sent again) because Postgres blinked.
+    let (order_id, status_name) = (order.id, status.as_str());
     match gateway.send(&phone, &text).await {
         Ok(sent) => {
-            sms::mark_sent(&deps.db, order.id, status.as_str(), &sent.message_id).await?;
+            until_done("record a sent text", || {
+                sms::mark_sent(&deps.db, order_id, status_name, &sent.message_id)
+            })
+            .await;
             Ok(Done::Succeeded(Some(
-                json!({ "message_id": sent.message_id, "status": status.as_str() }),
+                json!({ "message_id": sent.message_id, "status": status_name }),
             )))
         }
         Err(e) if e.class == ErrorClass::Timeout => {
-            sms::mark_unknown(&deps.db, order.id, status.as_str()).await?;
+            until_done("record a text of unknown fate", || {
+                sms::mark_unknown(&deps.db, order_id, status_name)
+            })
+            .await;
             Err(JobError::Permanent {
                 class: FailureClass::DeliveryUnknown,
                 message: format!("{e}; the text may have been sent, so it is not retried"),
@@ -89,7 +101,10 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         }
         Err(e) => {
             // Rejected before sending (5xx, 429, bad key, connection refused).
-            sms::release(&deps.db, order.id, status.as_str(), envelope.job_id).await?;
+            until_done("release a text's claim", || {
+                sms::release(&deps.db, order_id, status_name, envelope.job_id)
+            })
+            .await;
             Err(e.into())
         }
     }

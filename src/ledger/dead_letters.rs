@@ -19,6 +19,8 @@ pub struct NewDeadLetter {
     pub order_ref: Option<String>,
     /// The envelope of the failed delivery.
     pub payload: serde_json::Value,
+    /// The payload byte for byte, when it was not even JSON.
+    pub raw_payload: Option<Vec<u8>>,
     /// Attempts used.
     pub attempts: u32,
     /// `failed` or `not_found`.
@@ -40,8 +42,8 @@ pub struct NewDeadLetter {
 pub async fn insert(pool: &PgPool, d: &NewDeadLetter) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO dead_letters (job_id, kind, store, order_ref, payload, failed_at, attempts, outcome,
-                                   error_class, error_message, http_status, fingerprint)
-         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9, $10, $11)
+                                   error_class, error_message, http_status, fingerprint, raw_payload)
+         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (job_id) DO NOTHING",
     )
     .bind(d.job_id)
@@ -55,6 +57,7 @@ pub async fn insert(pool: &PgPool, d: &NewDeadLetter) -> sqlx::Result<()> {
     .bind(&d.error_message)
     .bind(d.http_status.map(i32::from))
     .bind(&d.fingerprint)
+    .bind(&d.raw_payload)
     .execute(pool)
     .await?;
     Ok(())

@@ -6,20 +6,24 @@ use uuid::Uuid;
 
 use crate::domain::JobEnvelope;
 
-/// Record enqueued jobs. A job id already present (a follow-up enqueued again
-/// by a redelivered job) is left as it was.
+/// Record enqueued jobs, each with the time its first delivery is due
+/// (`None`: now), and open them (`open_jobs`) in the same statement. A job id
+/// already present (a follow-up enqueued again by a redelivered job) is left
+/// as it was and not reopened. Returns how many jobs were new.
+///
+/// Pass a transaction to record follow-ups atomically with what causes them.
 ///
 /// # Errors
 /// Postgres failed.
 pub async fn insert<'e>(
     db: impl sqlx::PgExecutor<'e>,
     namespace: &str,
-    envelopes: &[&JobEnvelope],
+    jobs: &[(&JobEnvelope, Option<DateTime<Utc>>)],
 ) -> sqlx::Result<u64> {
-    if envelopes.is_empty() {
+    if jobs.is_empty() {
         return Ok(0);
     }
-    let n = envelopes.len();
+    let n = jobs.len();
     let mut ids = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
     let mut queues = Vec::with_capacity(n);
@@ -30,7 +34,8 @@ pub async fn insert<'e>(
     let mut enqueued = Vec::with_capacity(n);
     let mut max_attempts = Vec::with_capacity(n);
     let mut replay_of: Vec<Option<Uuid>> = Vec::with_capacity(n);
-    for e in envelopes {
+    let mut due: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+    for (e, run_at) in jobs {
         replay_of.push(e.replay_of);
         ids.push(e.job_id);
         kinds.push(e.kind.as_str().to_owned());
@@ -41,13 +46,20 @@ pub async fn insert<'e>(
         sources.push(e.source.as_str().to_owned());
         enqueued.push(e.enqueued_at);
         max_attempts.push(e.max_attempts as i32);
+        due.push(run_at.unwrap_or(e.enqueued_at).max(e.enqueued_at));
     }
     let done = sqlx::query(
-        "INSERT INTO jobs (job_id, kind, queue, store, order_ref, payload, source, enqueued_at, max_attempts,
-                           replay_of)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
-                              $7::text[], $8::timestamptz[], $9::int[], $10::uuid[])
-         ON CONFLICT (job_id) DO NOTHING",
+        "WITH new AS (
+             INSERT INTO jobs (job_id, kind, queue, store, order_ref, payload, source, enqueued_at,
+                               max_attempts, replay_of)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                                  $7::text[], $8::timestamptz[], $9::int[], $10::uuid[])
+             ON CONFLICT (job_id) DO NOTHING
+             RETURNING job_id, kind, queue, store, order_ref, enqueued_at
+         )
+         INSERT INTO open_jobs (job_id, kind, queue, store, order_ref, due_at, enqueued_at)
+         SELECT new.job_id, new.kind, new.queue, new.store, new.order_ref, d.due_at, new.enqueued_at
+         FROM new JOIN UNNEST($1::uuid[], $11::timestamptz[]) AS d(job_id, due_at) USING (job_id)",
     )
     .bind(&ids)
     .bind(&kinds)
@@ -59,6 +71,7 @@ pub async fn insert<'e>(
     .bind(&enqueued)
     .bind(&max_attempts)
     .bind(&replay_of)
+    .bind(&due)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
@@ -130,7 +143,7 @@ pub async fn replay_of(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Option<Uuid>
 }
 
 /// Whether a `kind` job of `store` (and `order_ref`, if given) has not
-/// finished: no run yet, or its latest run is a retry or deferral.
+/// finished: queued, in flight, retrying or deferred.
 ///
 /// # Errors
 /// Postgres failed.
@@ -141,11 +154,8 @@ pub async fn has_unfinished(
     order_ref: Option<&str>,
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar(
-        "SELECT EXISTS (
-             SELECT 1 FROM jobs j
-             WHERE j.kind = $1 AND j.store = $2 AND ($3::text IS NULL OR j.order_ref = $3)
-               AND COALESCE((SELECT r.outcome FROM job_runs r WHERE r.job_id = j.job_id ORDER BY r.run DESC LIMIT 1),
-                            'queued') IN ('queued', 'retry', 'deferred'))",
+        "SELECT EXISTS (SELECT 1 FROM open_jobs
+                        WHERE kind = $1 AND store = $2 AND ($3::text IS NULL OR order_ref = $3))",
     )
     .bind(kind)
     .bind(store)
@@ -167,12 +177,9 @@ pub async fn without_unfinished(
         return Ok(Vec::new());
     }
     sqlx::query_scalar(
-        "SELECT r.reference FROM UNNEST($2::text[]) AS r(reference)
-         WHERE NOT EXISTS (
-             SELECT 1 FROM jobs j
-             WHERE j.kind = $1 AND j.order_ref = r.reference
-               AND COALESCE((SELECT x.outcome FROM job_runs x WHERE x.job_id = j.job_id ORDER BY x.run DESC LIMIT 1),
-                            'queued') IN ('queued', 'retry', 'deferred'))",
+        "SELECT r.reference FROM UNNEST($2::text[]) WITH ORDINALITY AS r(reference, n)
+         WHERE NOT EXISTS (SELECT 1 FROM open_jobs o WHERE o.kind = $1 AND o.order_ref = r.reference)
+         ORDER BY r.n",
     )
     .bind(kind)
     .bind(refs)

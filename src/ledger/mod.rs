@@ -9,6 +9,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod ops;
 pub mod orders;
+pub mod reconcile;
 pub mod runs;
 pub mod sms;
 pub mod summary;
@@ -44,6 +45,29 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
                 crate::redact::redact_url(database_url)
             )
         })
+}
+
+/// Retry `op` until it succeeds, backing off up to 5 s, logging each failure.
+/// For what must not be lost to an outage of our own (a ledger row, a claim's
+/// settlement, a push) when the caller has nothing better to do than wait:
+/// its task stays in flight meanwhile, and is redelivered if the process dies.
+pub async fn until_done<T, E, F, Fut>(what: &str, mut op: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(value) => return value,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// Apply pending migrations.

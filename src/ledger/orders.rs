@@ -173,12 +173,13 @@ pub struct StatusChange {
 ///
 /// One statement: the rows are locked (`FOR UPDATE`) while their old status
 /// is read, so two jobs observing one order cannot both see the old status
-/// and both record (and text about) the change.
+/// and both record (and text about) the change. Run it in the transaction
+/// that also records the changes' follow-up jobs (`Enqueuer::record`).
 ///
 /// # Errors
 /// Postgres failed.
-pub async fn observe_courier(
-    pool: &PgPool,
+pub async fn observe_courier<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     store: &str,
     observations: &[CourierObservation],
     job_id: Uuid,
@@ -231,7 +232,7 @@ pub async fn observe_courier(
     .bind(&labels)
     .bind(&statuses)
     .bind(job_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let matched = rows.len() as u64;
     let changes = rows

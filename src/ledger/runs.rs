@@ -40,6 +40,9 @@ pub struct RunRecord {
     pub http_status: Option<u16>,
     /// When the follow-up delivery is due.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The follow-up delivery's envelope (retries and deferrals): what
+    /// `open_jobs` keeps so a lost delivery can be pushed again as it was.
+    pub next_envelope: Option<serde_json::Value>,
     /// Kind-specific facts.
     pub detail: Option<serde_json::Value>,
 }
@@ -124,8 +127,10 @@ async fn write_batch(pool: &PgPool, batch: Vec<Pending>) {
     }
 }
 
-/// Insert run rows in one statement. A row already present (a redelivered
-/// delivery) is skipped rather than failing the batch.
+/// Insert run rows in one statement, and in that same statement move each
+/// job's `open_jobs` row along: a terminal run closes it, a retry or
+/// deferral points it at the next delivery. A row already present (a
+/// redelivered delivery) is skipped rather than failing the batch.
 ///
 /// # Errors
 /// Postgres failed.
@@ -147,6 +152,7 @@ pub async fn insert<'a>(
     let mut statuses: Vec<Option<i32>> = Vec::with_capacity(n);
     let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
     let mut details: Vec<Option<serde_json::Value>> = Vec::with_capacity(n);
+    let mut next_envelopes: Vec<Option<&serde_json::Value>> = Vec::with_capacity(n);
     for r in records {
         job_ids.push(r.job_id);
         runs.push(r.run as i32);
@@ -160,14 +166,37 @@ pub async fn insert<'a>(
         statuses.push(r.http_status.map(i32::from));
         next.push(r.next_run_at);
         details.push(r.detail.clone());
+        next_envelopes.push(r.next_envelope.as_ref());
     }
     sqlx::query(
-        "INSERT INTO job_runs (job_id, run, attempt, worker, started_at, finished_at, outcome,
-                               error_class, error_message, http_status, next_run_at, detail)
-         SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::int[], $4::text[], $5::timestamptz[],
-                              $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[],
-                              $11::timestamptz[], $12::jsonb[])
-         ON CONFLICT (job_id, run) DO NOTHING",
+        "WITH recorded AS (
+             INSERT INTO job_runs (job_id, run, attempt, worker, started_at, finished_at, outcome,
+                                   error_class, error_message, http_status, next_run_at, detail)
+             SELECT * FROM UNNEST($1::uuid[], $2::int[], $3::int[], $4::text[], $5::timestamptz[],
+                                  $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[],
+                                  $11::timestamptz[], $12::jsonb[])
+             ON CONFLICT (job_id, run) DO NOTHING
+             RETURNING job_id, run, outcome, next_run_at
+         ),
+         -- One batch can hold several deliveries of one job (each delivery's
+         -- follow-up is pushed before its row commits, so while Postgres is
+         -- down a job's retries pile up here). Only its latest may touch
+         -- open_jobs: two sub-statements changing one row in one statement
+         -- would leave it to chance which one applies.
+         latest AS (
+             SELECT DISTINCT ON (job_id) job_id, run, outcome, next_run_at
+             FROM recorded ORDER BY job_id, run DESC
+         ),
+         closed AS (
+             DELETE FROM open_jobs o USING latest r
+             WHERE o.job_id = r.job_id AND r.outcome NOT IN ('retry', 'deferred')
+         )
+         UPDATE open_jobs o SET run = r.run + 1, envelope = n.envelope, due_at = r.next_run_at
+         FROM latest r JOIN UNNEST($1::uuid[], $2::int[], $13::jsonb[]) AS n(job_id, run, envelope)
+              ON n.job_id = r.job_id AND n.run = r.run
+         -- Batches commit concurrently: an older delivery's row never moves
+         -- the job back.
+         WHERE o.job_id = r.job_id AND r.outcome IN ('retry', 'deferred') AND o.run <= r.run",
     )
     .bind(&job_ids)
     .bind(&runs)
@@ -181,6 +210,7 @@ pub async fn insert<'a>(
     .bind(&statuses)
     .bind(&next)
     .bind(&details)
+    .bind(&next_envelopes)
     .execute(pool)
     .await?;
     Ok(())

@@ -62,6 +62,25 @@ pub async fn claim(
     Ok(match state.as_str() {
         "sent" => SmsClaim::Sent,
         "unknown" => SmsClaim::Unknown,
+        // An operator asked to send it again, and this job is the one they
+        // created for it: it may send, once.
+        "resend" if holder == job_id => {
+            let taken = sqlx::query(
+                "UPDATE sms_messages SET state = 'sending', claimed_at = now(), resends = resends + 1
+                 WHERE order_id = $1 AND status = $2 AND state = 'resend' AND job_id = $3",
+            )
+            .bind(order_id)
+            .bind(status)
+            .bind(job_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                SmsClaim::Acquired
+            } else {
+                SmsClaim::HeldElsewhere
+            }
+        }
         // Our own claim still 'sending' means our previous delivery died
         // mid-send (a released claim is deleted): its fate is unknown.
         _ if holder == job_id || expired => {
@@ -120,4 +139,90 @@ pub async fn release(pool: &PgPool, order_id: i64, status: &str, job_id: Uuid) -
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// A text whose fate is unknown: the gateway timed out, or the worker died
+/// while sending.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct UnknownText {
+    /// Our order id.
+    pub order_id: i64,
+    /// Order reference.
+    pub reference: String,
+    /// Store code.
+    pub store: String,
+    /// The status the text announces.
+    pub status: String,
+    /// The recipient.
+    pub phone: String,
+    /// The text.
+    pub message: String,
+    /// The job that tried to send it.
+    pub job_id: Uuid,
+    /// When that attempt claimed it.
+    pub claimed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Texts of unknown fate, oldest first, optionally of one store, at most `limit`.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn unknown(
+    pool: &PgPool,
+    store: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<UnknownText>> {
+    sqlx::query_as(
+        "SELECT m.order_id, o.reference, o.store, m.status, m.phone, m.message, m.job_id, m.claimed_at
+         FROM sms_messages m JOIN orders o ON o.id = m.order_id
+         WHERE m.state = 'unknown' AND ($1::text IS NULL OR o.store = $1)
+         ORDER BY m.claimed_at, m.order_id LIMIT $2",
+    )
+    .bind(store)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Texts of unknown fate per store.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn unknown_counts(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT o.store, count(*) FROM sms_messages m JOIN orders o ON o.id = m.order_id
+         WHERE m.state = 'unknown' GROUP BY o.store ORDER BY o.store",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Hand the unknown text of (`order_id`, `status`) to `new_job`, which will
+/// send it again, as `by` asked. Returns the job that last tried it, or
+/// `None` when the text is not (or no longer) of unknown fate. Locks the row
+/// for the rest of `tx`, so two requests resend it once.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn request_resend(
+    tx: &mut sqlx::PgConnection,
+    order_id: i64,
+    status: &str,
+    new_job: Uuid,
+    by: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE sms_messages m SET state = 'resend', job_id = $3, resend_requested_by = $4,
+                resend_requested_at = now()
+         FROM (SELECT order_id, status, job_id FROM sms_messages
+               WHERE order_id = $1 AND status = $2 AND state = 'unknown' FOR UPDATE) previous
+         WHERE m.order_id = previous.order_id AND m.status = previous.status
+         RETURNING previous.job_id",
+    )
+    .bind(order_id)
+    .bind(status)
+    .bind(new_job)
+    .bind(by)
+    .fetch_optional(tx)
+    .await
 }

@@ -28,6 +28,8 @@ pub const JOBS_TOTAL: &str = "ordersync_jobs_total";
 pub const JOB_DURATION: &str = "ordersync_job_duration_seconds";
 /// From due (enqueued, or a retry's due time) to start.
 pub const JOB_QUEUE_LAG: &str = "ordersync_job_queue_lag_seconds";
+/// Deliveries the reconciler pushed again because Redis had lost them.
+pub const RECONCILED_TOTAL: &str = "ordersync_reconciled_jobs_total";
 /// Provider HTTP requests by provider and status (counted by `providers`).
 pub const PROVIDER_REQUESTS: &str = crate::providers::PROVIDER_REQUESTS_METRIC;
 
@@ -87,17 +89,14 @@ fn describe() {
         PROVIDER_REQUESTS,
         "HTTP requests to providers, by provider and HTTP status (or transport error class)."
     );
+    metrics::describe_counter!(
+        RECONCILED_TOTAL,
+        "Deliveries the ledger held open that Redis had lost, pushed again by the reconciler, by queue."
+    );
 }
 
 /// Every outcome a delivery can settle with.
-const OUTCOMES: [RunOutcome; 6] = [
-    RunOutcome::Succeeded,
-    RunOutcome::Skipped,
-    RunOutcome::Retry,
-    RunOutcome::Deferred,
-    RunOutcome::Failed,
-    RunOutcome::NotFound,
-];
+const OUTCOMES: [RunOutcome; 6] = RunOutcome::ALL;
 
 #[derive(Debug)]
 struct KindMetrics {
@@ -143,6 +142,13 @@ impl JobMetrics {
         }
     }
 
+    /// A reconciler pass pushed again what Redis had lost.
+    pub fn reconciled(&self, report: &crate::queue::reconcile::Report) {
+        for (queue, n) in &report.missing_by_queue {
+            metrics::counter!(RECONCILED_TOTAL, "queue" => queue.clone()).increment(*n);
+        }
+    }
+
     /// A delivery of `kind` settled with `outcome` after `duration`.
     pub fn settled(&self, kind: JobKind, outcome: RunOutcome, duration: Duration) {
         if let Some(m) = self.kinds.get(&kind) {
@@ -162,7 +168,11 @@ impl Default for JobMetrics {
 
 /// Prometheus text for the system gauges: queue depth per state, oldest
 /// pending age, live workers, unresolved failures, store freshness.
-pub fn render_system_gauges(snapshot: &Snapshot, stores: &[StoreFreshness]) -> String {
+pub fn render_system_gauges(
+    snapshot: &Snapshot,
+    stores: &[StoreFreshness],
+    unknown_texts: &[(String, i64)],
+) -> String {
     let mut out = String::new();
     let queue_labels = |q: &crate::ops::queues::QueueStats| {
         format!(
@@ -206,7 +216,7 @@ pub fn render_system_gauges(snapshot: &Snapshot, stores: &[StoreFreshness]) -> S
     header(
         &mut out,
         "ordersync_queue_workers",
-        "Workers consuming each queue whose heartbeat is recent.",
+        "Worker processes consuming each queue whose heartbeat is recent.",
     );
     for q in &snapshot.queues {
         let _ = writeln!(
@@ -214,6 +224,37 @@ pub fn render_system_gauges(snapshot: &Snapshot, stores: &[StoreFreshness]) -> S
             "ordersync_queue_workers{{{}}} {}",
             queue_labels(q),
             q.workers
+        );
+    }
+    header(
+        &mut out,
+        "ordersync_worker_processes",
+        "Worker processes whose heartbeat is recent.",
+    );
+    let _ = writeln!(out, "ordersync_worker_processes {}", snapshot.processes);
+    header(
+        &mut out,
+        "ordersync_queue_missing_jobs",
+        "Jobs the ledger holds unfinished that Redis does not hold (older than the reconciler's grace): what the reconciler will push again.",
+    );
+    for q in &snapshot.queues {
+        let _ = writeln!(
+            out,
+            "ordersync_queue_missing_jobs{{{}}} {}",
+            queue_labels(q),
+            q.missing
+        );
+    }
+    header(
+        &mut out,
+        "ordersync_sms_unknown",
+        "Texts whose fate is unknown (gateway timeout, worker died mid-send): never re-sent by themselves.",
+    );
+    for (store, n) in unknown_texts {
+        let _ = writeln!(
+            out,
+            "ordersync_sms_unknown{{store=\"{}\"}} {n}",
+            escape(store)
         );
     }
     header(
@@ -303,9 +344,11 @@ mod tests {
         };
         let snapshot = Snapshot {
             generated_at: chrono::Utc::now(),
+            processes: 0,
             queues: Vec::new(),
         };
-        let text = render_system_gauges(&snapshot, &[store]);
+        let text = render_system_gauges(&snapshot, &[store], &[("ALPH".into(), 2)]);
+        assert!(text.contains("ordersync_sms_unknown{store=\"ALPH\"} 2"));
         assert!(text.contains(
             "ordersync_store_last_success_age_seconds{store=\"ALPH\",kind=\"import_orders\"} +Inf"
         ));

@@ -12,9 +12,11 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::domain::{JobEnvelope, JobKind, Lane};
+use std::sync::Arc;
+
+use crate::domain::{JobEnvelope, JobKind, Lane, Policies};
 use crate::ledger::ops::QueueLedgerCounts;
-use crate::queue::QueueKeys;
+use crate::queue::{liveness, reconcile, Enqueuer, QueueKeys};
 
 /// One queue (a kind's lane) at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,7 +44,12 @@ pub struct QueueStats {
     pub failed_last_minute: u64,
     /// Runs that failed transiently and were rescheduled, in the last minute.
     pub retried_last_minute: u64,
-    /// Workers consuming this queue whose heartbeat is recent.
+    /// Jobs the ledger holds unfinished that Redis does not hold (older than
+    /// the reconciler's grace): what the reconciler will push again.
+    pub missing: u64,
+    /// Deliveries the reconciler pushed again in the last hour.
+    pub reconciled_last_hour: u64,
+    /// Live worker processes consuming this queue.
     pub workers: u64,
 }
 
@@ -56,6 +63,8 @@ impl QueueStats {
             && self.completed_last_minute == 0
             && self.failed_last_minute == 0
             && self.retried_last_minute == 0
+            && self.missing == 0
+            && self.reconciled_last_hour == 0
             && self.workers == 0
     }
 }
@@ -73,6 +82,8 @@ pub fn lane_name(lane: Lane) -> &'static str {
 pub struct Snapshot {
     /// When it was taken.
     pub generated_at: DateTime<Utc>,
+    /// Live worker processes (each runs many apalis workers).
+    pub processes: u64,
     /// One entry per kind and lane, in [`JobKind::ALL`] order, live first.
     pub queues: Vec<QueueStats>,
 }
@@ -90,14 +101,37 @@ pub async fn snapshot(
 ) -> anyhow::Result<Snapshot> {
     let generated_at = Utc::now();
     let ledger = crate::ledger::ops::queue_counts(db, namespace).await?;
+    let reconciled =
+        crate::ledger::reconcile::reconciled_since(db, generated_at - chrono::Duration::hours(1))
+            .await?;
+    // A count-only reconciler pass: what the lease holder's next pass would push.
+    let enqueuer = Enqueuer::new(
+        conn.clone(),
+        db.clone(),
+        namespace,
+        Arc::new(Policies::default()),
+    );
+    let missing = reconcile::pass(
+        &enqueuer,
+        reconcile::DEFAULT_GRACE,
+        reconcile::Mode::Count,
+        "",
+    )
+    .await?
+    .missing_by_queue;
+    let processes = liveness::live_processes(conn, namespace, liveness).await?;
     let mut queues = Vec::new();
     for kind in JobKind::ALL {
         for lane in Lane::ALL {
-            let redis_side = redis_counts(conn, namespace, kind, lane, liveness).await?;
+            let redis_side =
+                redis_counts(conn, namespace, kind, lane, liveness, &processes).await?;
+            let queue = QueueKeys::new(namespace, kind, lane, 1).name;
             let key = (format!("{namespace}:{}", kind.as_str()), lane_name(lane));
             let counts: QueueLedgerCounts = ledger.get(&key).copied().unwrap_or_default();
             let stats = QueueStats {
-                queue: QueueKeys::new(namespace, kind, lane, 1).name,
+                missing: missing.get(&queue).copied().unwrap_or_default(),
+                reconciled_last_hour: reconciled.get(&queue).copied().unwrap_or_default(),
+                queue,
                 kind,
                 lane: lane_name(lane),
                 pending: redis_side.pending,
@@ -110,7 +144,7 @@ pub async fn snapshot(
                 completed_last_minute: counts.completed,
                 failed_last_minute: counts.failed,
                 retried_last_minute: counts.retried,
-                workers: redis_side.live_workers,
+                workers: redis_side.live_processes,
             };
             // The no-op kind is the bench's and tests'; shown only when used.
             if kind == JobKind::Noop && stats.is_unused() {
@@ -121,6 +155,7 @@ pub async fn snapshot(
     }
     Ok(Snapshot {
         generated_at,
+        processes: processes.len() as u64,
         queues,
     })
 }
@@ -130,7 +165,7 @@ struct RedisCounts {
     pending: u64,
     scheduled: u64,
     in_flight: u64,
-    live_workers: u64,
+    live_processes: u64,
     oldest_ready_at: Option<DateTime<Utc>>,
 }
 
@@ -140,6 +175,7 @@ async fn redis_counts(
     kind: JobKind,
     lane: Lane,
     liveness: Duration,
+    processes: &[String],
 ) -> redis::RedisResult<RedisCounts> {
     let keys = QueueKeys::new(namespace, kind, lane, 1);
     let now_secs = Utc::now().timestamp();
@@ -207,9 +243,16 @@ async fn redis_counts(
         pending,
         scheduled: delayed + apalis_scheduled,
         in_flight,
-        live_workers: workers
+        // A process runs several apalis workers per queue (fetchers, restarts):
+        // count the live processes with a live registration here.
+        live_processes: processes
             .iter()
-            .filter(|(_, heartbeat)| *heartbeat >= live_since)
+            .filter(|process| {
+                let prefix = format!("{process}-");
+                workers
+                    .iter()
+                    .any(|(name, heartbeat)| *heartbeat >= live_since && name.starts_with(&prefix))
+            })
             .count() as u64,
         oldest_ready_at,
     })
@@ -221,7 +264,7 @@ pub fn render_table(snapshot: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<20} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7}",
+        "{:<20} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7} {:>8} {:>7}",
         "queue",
         "pending",
         "scheduled",
@@ -231,6 +274,8 @@ pub fn render_table(snapshot: &Snapshot) -> String {
         "done/1m",
         "failed/1m",
         "retry/1m",
+        "missing",
+        "recon/1h",
         "workers"
     );
     for q in &snapshot.queues {
@@ -243,7 +288,7 @@ pub fn render_table(snapshot: &Snapshot) -> String {
             .map_or_else(|| "-".to_owned(), format_age);
         let _ = writeln!(
             out,
-            "{:<20} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7}",
+            "{:<20} {:>8} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7} {:>8} {:>7}",
             name,
             q.pending,
             q.scheduled,
@@ -253,9 +298,12 @@ pub fn render_table(snapshot: &Snapshot) -> String {
             q.completed_last_minute,
             q.failed_last_minute,
             q.retried_last_minute,
+            q.missing,
+            q.reconciled_last_hour,
             q.workers
         );
     }
+    let _ = writeln!(out, "{} worker process(es) live", snapshot.processes);
     out.truncate(out.trim_end().len());
     out
 }

@@ -66,6 +66,11 @@ impl NewJob {
 /// One delivery to push: the envelope and when it is due (`None`: now).
 pub type Delivery = (JobEnvelope, Option<DateTime<Utc>>);
 
+/// Deliveries as the ledger's insert takes them.
+fn as_rows(deliveries: &[Delivery]) -> Vec<(&JobEnvelope, Option<DateTime<Utc>>)> {
+    deliveries.iter().map(|(e, at)| (e, *at)).collect()
+}
+
 /// What an enqueue did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PushReport {
@@ -141,6 +146,11 @@ impl Enqueuer {
         &self.namespace
     }
 
+    /// The ledger this enqueuer records jobs in.
+    pub fn db(&self) -> &PgPool {
+        &self.db
+    }
+
     /// Keys of one kind's queue.
     pub fn keys(&self, kind: JobKind, lane: Lane) -> &QueueKeys {
         &self.keys[&(kind, lane)]
@@ -150,7 +160,9 @@ impl Enqueuer {
     /// Returns the envelopes pushed, in order.
     ///
     /// # Errors
-    /// Postgres or Redis failed; jobs of earlier chunks stay enqueued.
+    /// Postgres or Redis failed; jobs of earlier chunks stay enqueued. A job
+    /// recorded whose push failed is open in the ledger, and the reconciler
+    /// pushes it.
     pub async fn enqueue(
         &self,
         source: Source,
@@ -160,34 +172,74 @@ impl Enqueuer {
         let mut report = PushReport::default();
         let mut all = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-            let pending: Vec<Delivery> = chunk
-                .iter()
-                .map(|job| {
-                    let envelope = JobEnvelope {
-                        job_id: job.job_id.unwrap_or_else(Uuid::now_v7),
-                        kind: job.kind,
-                        store: job.store.clone(),
-                        order_ref: job.order_ref.clone(),
-                        args: job.args.clone(),
-                        attempt: 1,
-                        run: 1,
-                        max_attempts: self.policies.get(job.kind).max_attempts,
-                        enqueued_at: now,
-                        source,
-                        replay_of: job.replay_of,
-                        ready_at: None,
-                    };
-                    (envelope, job.run_at)
-                })
-                .collect();
-            let envelopes: Vec<&JobEnvelope> = pending.iter().map(|(e, _)| e).collect();
-            ledger::jobs::insert(&self.db, &self.namespace, &envelopes)
+            let pending = self.deliveries(source, chunk, now);
+            ledger::jobs::insert(&self.db, &self.namespace, &as_rows(&pending))
                 .await
                 .context("recording enqueued jobs in the ledger")?;
             report += self.push(&pending).await?;
             all.extend(pending.into_iter().map(|(e, _)| e));
         }
         Ok((all, report))
+    }
+
+    /// Record `jobs` in the ledger inside `tx`, the transaction of the change
+    /// that causes them (a status change and its text): they exist exactly
+    /// when their cause is committed. Nothing goes to Redis yet: after the
+    /// commit, hand the deliveries to [`Enqueuer::push_committed`]. If this
+    /// process dies in between, they are open in the ledger and the
+    /// reconciler pushes them.
+    ///
+    /// # Errors
+    /// Postgres failed (the caller's transaction is then unusable).
+    pub async fn record(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        source: Source,
+        jobs: &[NewJob],
+    ) -> sqlx::Result<Vec<Delivery>> {
+        let pending = self.deliveries(source, jobs, Utc::now());
+        ledger::jobs::insert(&mut *tx, &self.namespace, &as_rows(&pending)).await?;
+        Ok(pending)
+    }
+
+    /// Push deliveries recorded by [`Enqueuer::record`] once their
+    /// transaction committed. A failure is logged, not returned: the work is
+    /// already on record, and the reconciler pushes what Redis lacks.
+    pub async fn push_committed(&self, deliveries: &[Delivery]) {
+        if deliveries.is_empty() {
+            return;
+        }
+        if let Err(error) = self.push(deliveries).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                jobs = deliveries.len(),
+                "pushing committed follow-up jobs failed; the reconciler will push them"
+            );
+        }
+    }
+
+    /// First deliveries of `jobs`, enqueued by `source` at `now`.
+    fn deliveries(&self, source: Source, jobs: &[NewJob], now: DateTime<Utc>) -> Vec<Delivery> {
+        jobs.iter()
+            .map(|job| {
+                let envelope = JobEnvelope {
+                    job_id: job.job_id.unwrap_or_else(Uuid::now_v7),
+                    kind: job.kind,
+                    store: job.store.clone(),
+                    order_ref: job.order_ref.clone(),
+                    args: job.args.clone(),
+                    attempt: 1,
+                    run: 1,
+                    max_attempts: self.policies.get(job.kind).max_attempts,
+                    enqueued_at: now,
+                    source,
+                    replay_of: job.replay_of,
+                    ready_at: None,
+                    infra_retries: 0,
+                };
+                (envelope, job.run_at)
+            })
+            .collect()
     }
 
     /// The Redis key of the metadata hash of `envelope`'s task.

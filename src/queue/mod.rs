@@ -11,7 +11,10 @@ pub mod depth;
 pub mod enqueue;
 pub mod janitor;
 pub mod keys;
+pub mod liveness;
 pub mod promoter;
+pub mod quarantine;
+pub mod reconcile;
 pub mod release;
 pub mod starts;
 

@@ -9,9 +9,11 @@ use futures::FutureExt;
 use serde::Deserialize as _;
 use tracing::Instrument;
 
-use crate::domain::{FailureClass, JobEnvelope, RunOutcome};
+use crate::domain::{FailureClass, JobEnvelope, JobKind, RunOutcome};
 use crate::jobs::{self, Deps, JobError};
 use crate::ledger::runs::{RunRecord, RunWriter};
+use crate::ledger::{self, until_done};
+use crate::queue::quarantine::Undecodable;
 use crate::worker::settle;
 
 /// The INFO span every logged line of a job carries.
@@ -40,6 +42,7 @@ fn dead_letter(
         store: envelope.store.clone(),
         order_ref: envelope.order_ref.clone(),
         payload: serde_json::to_value(envelope).unwrap_or_default(),
+        raw_payload: None,
         attempts: envelope.attempt,
         outcome: decision.outcome.as_str(),
         fingerprint: crate::failures::fingerprint(envelope.kind, error_class, &error_message),
@@ -47,6 +50,20 @@ fn dead_letter(
         error_message,
         http_status: decision.http_status,
     }
+}
+
+/// A delivery that can never run (its payload is not a job), as much of it
+/// as could be read.
+struct Unrunnable {
+    job_id: uuid::Uuid,
+    run: u32,
+    attempt: u32,
+    kind: String,
+    store: String,
+    order_ref: Option<String>,
+    message: String,
+    payload: serde_json::Value,
+    raw: Option<Vec<u8>>,
 }
 
 /// What became of an earlier delivery of the same run.
@@ -124,11 +141,11 @@ impl Executor {
                 // task id is deterministic: a crash in between re-pushes the
                 // same id, which Redis deduplicates.
                 let delivery = [(next.clone(), Some(*due))];
-                self.retry_until_done("push follow-up delivery", || self.deps.enqueuer.push(&delivery)).await;
+                until_done("push follow-up delivery", || self.deps.enqueuer.push(&delivery)).await;
             }
             if let (true, Some(class)) = (decision.outcome.is_failure(), decision.error_class) {
                 let dead = dead_letter(&envelope, &decision, class);
-                self.retry_until_done("record the dead letter", || async {
+                until_done("record the dead letter", || async {
                     crate::ledger::dead_letters::insert(&self.deps.db, &dead).await.map_err(anyhow::Error::from)
                 })
                 .await;
@@ -226,41 +243,111 @@ impl Executor {
             .get("job_id")
             .and_then(|v| v.as_str())
             .and_then(|s| s.parse().ok());
-        tracing::error!(%error, ?job_id, "undecodable job payload");
+        tracing::error!(%error, job_id = job_id.map(|id: uuid::Uuid| id.to_string()).unwrap_or_default(), "undecodable job payload");
         let Some(job_id) = job_id else {
             // No ledger row can name it; the log line above is its record.
             return;
         };
-        let run = payload.get("run").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
-        let attempt = payload.get("attempt").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
-        let message = format!("payload does not deserialize: {error}");
-        let kind = payload
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("unknown")
-            .to_owned();
-        let dead = crate::ledger::dead_letters::NewDeadLetter {
+        let number = |field: &str| {
+            payload
+                .get(field)
+                .and_then(|v| v.as_u64())
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1)
+                .max(1)
+        };
+        let text = |field: &str| {
+            payload
+                .get(field)
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        };
+        let unrunnable = Unrunnable {
             job_id,
-            fingerprint: crate::failures::fingerprint_named(
-                &kind,
-                FailureClass::BadPayload,
-                &message,
-            ),
-            kind,
-            store: payload
-                .get("store")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            order_ref: payload
-                .get("order_ref")
-                .and_then(|s| s.as_str())
-                .map(str::to_owned),
+            run: number("run"),
+            attempt: number("attempt"),
+            kind: text("kind").unwrap_or_else(|| "unknown".into()),
+            store: text("store").unwrap_or_default(),
+            order_ref: text("order_ref"),
+            message: format!("payload does not deserialize: {error}"),
             payload: payload.clone(),
-            attempts: attempt.max(1),
+            raw: None,
+        };
+        self.fail_unrunnable(unrunnable, started_at).await;
+    }
+
+    /// A task of `queue` whose payload is not even JSON, already taken out of
+    /// Redis: keep its bytes in the ledger, and when its id names a job, fail
+    /// that job's delivery (`bad_payload`) so it is a dead letter, not a loop.
+    pub async fn quarantine(&self, queue: &str, kind: JobKind, task: Undecodable) {
+        let started_at = Utc::now();
+        let (job_part, run_part) = task.task_id.split_once(':').unwrap_or((&task.task_id, "1"));
+        let job_id = job_part.parse::<uuid::Uuid>().ok();
+        let known = match job_id {
+            Some(id) => {
+                until_done("look the job up", || {
+                    ledger::reconcile::job_exists(&self.deps.db, id)
+                })
+                .await
+            }
+            None => false,
+        };
+        let message = format!(
+            "payload is not JSON ({}); kept byte for byte, never run",
+            task.error
+        );
+        tracing::error!(%queue, task_id = %task.task_id, bytes = task.raw.len(), error = %task.error, "quarantined an undecodable task");
+        let record = ledger::reconcile::QuarantinedTask {
+            queue: queue.to_owned(),
+            task_id: task.task_id.clone(),
+            job_id: job_id.filter(|_| known),
+            raw: task.raw.clone(),
+            error: task.error.clone(),
+        };
+        until_done("keep the quarantined task", || {
+            ledger::reconcile::quarantine(&self.deps.db, &record)
+        })
+        .await;
+        let (Some(job_id), true) = (job_id, known) else {
+            return;
+        };
+        let run = run_part.parse::<u32>().unwrap_or(1).max(1);
+        let unrunnable = Unrunnable {
+            job_id,
+            run,
+            attempt: run,
+            kind: kind.as_str().to_owned(),
+            store: String::new(),
+            order_ref: None,
+            message,
+            payload: serde_json::json!({
+                "undecodable_payload": String::from_utf8_lossy(&task.raw),
+                "task_id": task.task_id,
+            }),
+            raw: Some(task.raw),
+        };
+        self.fail_unrunnable(unrunnable, started_at).await;
+    }
+
+    /// Dead-letter a delivery that can never run, and commit its run row
+    /// (which closes the job in the ledger).
+    async fn fail_unrunnable(&self, u: Unrunnable, started_at: chrono::DateTime<Utc>) {
+        let dead = crate::ledger::dead_letters::NewDeadLetter {
+            job_id: u.job_id,
+            fingerprint: crate::failures::fingerprint_named(
+                &u.kind,
+                FailureClass::BadPayload,
+                &u.message,
+            ),
+            kind: u.kind,
+            store: u.store,
+            order_ref: u.order_ref,
+            payload: u.payload,
+            raw_payload: u.raw,
+            attempts: u.attempt,
             outcome: RunOutcome::Failed.as_str(),
             error_class: FailureClass::BadPayload,
-            error_message: message.clone(),
+            error_message: u.message.clone(),
             http_status: None,
         };
         if let Err(error) = crate::ledger::dead_letters::insert(&self.deps.db, &dead).await {
@@ -269,17 +356,18 @@ impl Executor {
             tracing::warn!(%error, "no dead letter for an undecodable payload");
         }
         self.commit(RunRecord {
-            job_id,
-            run: run.max(1),
-            attempt: attempt.max(1),
+            job_id: u.job_id,
+            run: u.run,
+            attempt: u.attempt,
             worker: self.worker.clone(),
             started_at,
             finished_at: Utc::now(),
             outcome: RunOutcome::Failed,
             error_class: Some(FailureClass::BadPayload),
-            error_message: Some(message),
+            error_message: Some(u.message),
             http_status: None,
             next_run_at: None,
+            next_envelope: None,
             detail: None,
         })
         .await;
@@ -290,24 +378,6 @@ impl Executor {
             // Only while shutting down; the task stays un-acked in Redis
             // and is redelivered.
             tracing::error!(%error, "ledger row not committed");
-        }
-    }
-
-    async fn retry_until_done<F, Fut, T>(&self, what: &str, mut op: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<T>>,
-    {
-        let mut delay = std::time::Duration::from_millis(50);
-        loop {
-            match op().await {
-                Ok(_) => return,
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "{what} failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
-                }
-            }
         }
     }
 }

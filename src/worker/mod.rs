@@ -21,7 +21,7 @@ use crate::domain::{JobKind, Lane};
 use crate::jobs::Deps;
 use crate::ledger::runs::RunWriter;
 use crate::queue::keys::DEFAULT_FETCH_BATCH;
-use crate::queue::{janitor, promoter, QueueKeys};
+use crate::queue::{janitor, liveness, promoter, quarantine, reconcile, QueueKeys};
 pub use execute::Executor;
 use shutdown::{Drain, Roster};
 
@@ -58,6 +58,11 @@ pub struct WorkerOptions {
     pub janitor_grace: Duration,
     /// How long the janitor waits after a sweep that found nothing to delete.
     pub janitor_interval: Duration,
+    /// How often the reconciler's lease holder compares the ledger's open
+    /// jobs with Redis (see `queue/reconcile.rs`).
+    pub reconcile_interval: Duration,
+    /// Jobs younger than this are left to their own push.
+    pub reconcile_grace: Duration,
 }
 
 impl WorkerOptions {
@@ -77,6 +82,8 @@ impl WorkerOptions {
             shutdown_timeout: shutdown::DEFAULT_SHUTDOWN_TIMEOUT,
             janitor_grace: janitor::DEFAULT_GRACE,
             janitor_interval: janitor::DEFAULT_INTERVAL,
+            reconcile_interval: reconcile::DEFAULT_INTERVAL,
+            reconcile_grace: reconcile::DEFAULT_GRACE,
         }
     }
 
@@ -189,8 +196,32 @@ pub async fn run(
         .get_connection_manager()
         .await
         .context("connecting to Redis")?;
+    // Heartbeats of our own, on their own connection and timer: they go on
+    // while every handler waits on a stalled Postgres.
+    let liveness_task = tokio::spawn(liveness_loop(
+        client
+            .get_connection_manager()
+            .await
+            .context("connecting to Redis")?,
+        namespace.clone(),
+        options.name.clone(),
+        roster.clone(),
+        options.heartbeat,
+    ));
+    let maintenance_task = tokio::spawn(maintenance_loop(
+        executor.clone(),
+        client
+            .get_connection_manager()
+            .await
+            .context("connecting to Redis")?,
+        options.name.clone(),
+        keys.clone(),
+        options.reconcile_interval,
+        options.reconcile_grace,
+        stop_rx.clone(),
+    ));
 
-    tracing::info!(worker = %options.name, %namespace, kinds = ?options.kinds, "worker starting");
+    tracing::info!(worker = %options.name, %namespace, kinds = %options.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","), "worker starting");
     let mut queue_tasks = Vec::new();
     for (kind, lane, k) in queues {
         // apalis runs fetch and ack strictly one after the other per worker;
@@ -205,6 +236,7 @@ pub async fn run(
             };
             queue_tasks.push(tokio::spawn(supervise_queue(
                 client.clone(),
+                kind,
                 k.clone(),
                 concurrency,
                 options.poll_interval,
@@ -231,10 +263,13 @@ pub async fn run(
         drain,
         roster,
         timeout: options.shutdown_timeout,
-        heartbeat: options.heartbeat,
+        liveness: liveness_task,
+        process: options.name.clone(),
+        namespace: namespace.clone(),
     }
     .finish()
     .await;
+    let _ = maintenance_task.await;
     let _ = promoter_task.await;
     let _ = pruner_task.await;
     let _ = janitor_task.await;
@@ -258,6 +293,80 @@ async fn promote_loop(
             if let Err(error) = promoter::promote_due(&mut conn, k).await {
                 tracing::warn!(%error, queue = %k.name, "promoting due tasks failed");
             }
+        }
+    }
+}
+
+/// Refresh this process's heartbeat and every registration it holds, every
+/// half heartbeat, until aborted (at the end of shutdown).
+async fn liveness_loop(
+    mut conn: redis::aio::ConnectionManager,
+    namespace: String,
+    process: String,
+    roster: Arc<Roster>,
+    heartbeat: Duration,
+) {
+    let mut tick = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) =
+            liveness::heartbeat(&mut conn, &namespace, &process, &roster.all()).await
+        {
+            tracing::warn!(%error, "heartbeat failed");
+        }
+    }
+}
+
+/// The lease holder's housekeeping, at start-up and every `interval`: bring
+/// back what Redis lost (the reconciler), and delete what dead workers left.
+#[allow(clippy::too_many_arguments)]
+async fn maintenance_loop(
+    executor: Arc<Executor>,
+    mut conn: redis::aio::ConnectionManager,
+    process: String,
+    queues: Vec<QueueKeys>,
+    interval: Duration,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let enqueuer = &executor.deps.enqueuer;
+    loop {
+        match reconcile::hold_lease(&mut conn, enqueuer.namespace(), &process, interval * 3).await {
+            Ok(true) => {
+                let started = std::time::Instant::now();
+                match reconcile::pass(enqueuer, grace, reconcile::Mode::Repush, &process).await {
+                    Ok(report) if report.missing > 0 => {
+                        tracing::warn!(
+                            missing = report.missing,
+                            pushed = report.pushed,
+                            examined = report.examined,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "reconciler: Redis had lost jobs the ledger holds; pushed them again"
+                        );
+                        executor.metrics.reconciled(&report);
+                    }
+                    Ok(report) => tracing::debug!(
+                        examined = report.examined,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "reconciler: Redis holds every open job"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "reconciler pass failed")
+                    }
+                }
+                match liveness::sweep_dead(&mut conn, enqueuer.namespace(), &queues).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "removed keys left by dead workers"),
+                    Err(error) => tracing::warn!(%error, "sweeping dead workers' keys failed"),
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "reconciler lease check failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
         }
     }
 }
@@ -294,8 +403,10 @@ struct Workers {
 
 /// Keep one queue's apalis worker running: if it dies (Redis restarted, a
 /// script error), start a new one under a new name after a short pause.
+#[allow(clippy::too_many_arguments)]
 async fn supervise_queue(
     client: redis::Client,
+    kind: JobKind,
     keys: QueueKeys,
     concurrency: usize,
     poll_interval: Duration,
@@ -317,7 +428,7 @@ async fn supervise_queue(
             keys.clone(),
             concurrency,
             poll_interval,
-            name,
+            name.clone(),
             executor.clone(),
             workers.clone(),
         )
@@ -326,15 +437,46 @@ async fn supervise_queue(
             return;
         }
         generation += 1;
+        // The dead registration is no longer kept alive: what it fetched and
+        // did not finish is re-enqueued by a live worker once it lapses.
+        workers.roster.remove(&name);
         match result {
             Ok(()) => tracing::warn!(queue = %keys.name, "worker ended unexpectedly; restarting"),
             Err(error) => {
                 tracing::error!(queue = %keys.name, error = format!("{error:#}"), "worker failed; restarting")
             }
         }
+        // A payload apalis could not decode ends the fetch loop that got it;
+        // take it out of the queue before it ends the next one.
+        quarantine_undecodable(&client, kind, &keys, &name, &executor).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Take the undecodable tasks fetched by dead apalis worker `name` out of
+/// the queue and keep them in the ledger.
+async fn quarantine_undecodable(
+    client: &redis::Client,
+    kind: JobKind,
+    keys: &QueueKeys,
+    name: &str,
+    executor: &Executor,
+) {
+    let taken = match client.get_connection_manager().await {
+        Ok(mut conn) => quarantine::take_undecodable(&mut conn, keys, name).await,
+        Err(error) => Err(error),
+    };
+    match taken {
+        Ok(tasks) => {
+            for task in tasks {
+                executor.quarantine(&keys.name, kind, task).await;
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, queue = %keys.name, "could not look for undecodable tasks")
         }
     }
 }

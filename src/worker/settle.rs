@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::job::MAX_INFRA_RETRIES;
 use crate::domain::{ErrorClass, FailureClass, JobEnvelope, Policies, RunOutcome};
 use crate::jobs::{Done, JobError};
 use crate::ledger::runs::RunRecord;
@@ -57,6 +58,10 @@ impl Decision {
             error_message: self.message.clone(),
             http_status: self.http_status,
             next_run_at: self.next.as_ref().map(|(_, due)| *due),
+            next_envelope: self
+                .next
+                .as_ref()
+                .and_then(|(next, _)| serde_json::to_value(next).ok()),
             detail: self.detail.clone(),
         }
     }
@@ -101,6 +106,24 @@ pub fn decide(
                     next: Some((envelope.deferral(), due)),
                     ..Decision::record(RunOutcome::Deferred)
                 }
+            }
+        }
+        Err(JobError::Transient {
+            class,
+            message,
+            http_status,
+            retry_after,
+        }) if class.is_infrastructure() && envelope.infra_retries < MAX_INFRA_RETRIES => {
+            // Our own outage: retry with backoff, without using an attempt.
+            let policy = policies.get(envelope.kind);
+            let delay = policy.delay(envelope.infra_retries + 1, retry_after);
+            let due = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            Decision {
+                error_class: Some(class),
+                message: Some(format!("{message} (our own outage: no attempt used)")),
+                http_status,
+                next: Some((envelope.infra_retry(), due)),
+                ..Decision::record(RunOutcome::Retry)
             }
         }
         Err(JobError::Transient {
@@ -168,6 +191,7 @@ mod tests {
             source: Source::Cli,
             replay_of: None,
             ready_at: None,
+            infra_retries: 0,
         }
     }
 
@@ -278,6 +302,39 @@ mod tests {
         );
         assert_eq!(d.outcome, RunOutcome::Failed);
         assert_eq!(d.error_class, Some(FailureClass::DeferredTooLong));
+    }
+
+    #[test]
+    fn our_own_outage_retries_without_using_an_attempt() {
+        let now = Utc::now();
+        let e = envelope(3);
+        let d = decide(
+            &e,
+            Err(JobError::transient(
+                FailureClass::Database,
+                "pool timed out",
+            )),
+            &policies(),
+            now,
+        );
+        assert_eq!(d.outcome, RunOutcome::Retry);
+        let (next, _) = d.next.unwrap();
+        assert_eq!((next.attempt, next.run, next.infra_retries), (3, 4, 1));
+        assert!(d.message.unwrap().contains("no attempt used"));
+    }
+
+    #[test]
+    fn an_outage_past_its_own_budget_counts_as_attempts_again() {
+        let mut e = envelope(3);
+        e.infra_retries = MAX_INFRA_RETRIES;
+        let d = decide(
+            &e,
+            Err(JobError::transient(FailureClass::Database, "still down")),
+            &policies(),
+            Utc::now(),
+        );
+        assert_eq!(d.outcome, RunOutcome::Failed);
+        assert!(d.message.unwrap().starts_with("attempts exhausted (3/3)"));
     }
 
     #[test]

@@ -38,7 +38,7 @@ use apalis::prelude::{WorkerContext, WorkerError};
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
-use crate::queue::{release, QueueKeys};
+use crate::queue::{liveness, release, QueueKeys};
 
 /// How long in-flight jobs may take to finish after SIGTERM, by default.
 /// Kubernetes' `terminationGracePeriodSeconds` should leave a margin above it.
@@ -132,7 +132,14 @@ impl Roster {
         self.lock().push((keys.clone(), name.to_owned()));
     }
 
-    fn all(&self) -> Vec<(QueueKeys, String)> {
+    /// Forget a registration whose apalis worker is gone: nothing keeps it
+    /// alive any more, so its heartbeat lapses and a live worker re-enqueues
+    /// what it held.
+    pub(crate) fn remove(&self, name: &str) {
+        self.lock().retain(|(_, n)| n != name);
+    }
+
+    pub(crate) fn all(&self) -> Vec<(QueueKeys, String)> {
         self.lock().clone()
     }
 
@@ -179,8 +186,14 @@ pub(crate) struct Shutdown {
     pub(crate) roster: Arc<Roster>,
     /// How long running jobs may take.
     pub(crate) timeout: Duration,
-    /// Heartbeat period of the registrations.
-    pub(crate) heartbeat: Duration,
+    /// The process's own heartbeat task (see `queue/liveness.rs`): it keeps
+    /// every registration alive while jobs finish, and stops before they
+    /// are released.
+    pub(crate) liveness: tokio::task::JoinHandle<()>,
+    /// This process's name, forgotten from the process set at the end.
+    pub(crate) process: String,
+    /// The queue namespace.
+    pub(crate) namespace: String,
 }
 
 impl Shutdown {
@@ -193,10 +206,11 @@ impl Shutdown {
             drain,
             roster,
             timeout,
-            heartbeat,
+            liveness,
+            process,
+            namespace,
         } = self;
         let registrations = roster.all();
-        let keep_alive = tokio::spawn(keep_alive(conn.clone(), registrations.clone(), heartbeat));
         let drained = tokio::time::timeout(timeout, async {
             futures::future::join_all(queue_tasks.iter_mut()).await;
             // Jobs of an apalis worker that failed and was replaced earlier
@@ -236,7 +250,8 @@ impl Shutdown {
             }
             drain.cut_off.send_replace(true);
         }
-        keep_alive.abort();
+        liveness.abort();
+        let _ = liveness.await;
         let mut handed_back = 0;
         for (keys, name) in &registrations {
             match release::release_worker(&mut conn, keys, name).await {
@@ -252,23 +267,8 @@ impl Shutdown {
                 "handed back tasks fetched but not finished"
             );
         }
-    }
-}
-
-/// Heartbeat `registrations` until aborted (apalis's own heartbeats stop
-/// while a worker drains).
-async fn keep_alive(
-    mut conn: ConnectionManager,
-    registrations: Vec<(QueueKeys, String)>,
-    heartbeat: Duration,
-) {
-    let mut tick = tokio::time::interval(heartbeat);
-    loop {
-        tick.tick().await;
-        for (keys, name) in &registrations {
-            if let Err(error) = release::keep_alive(&mut conn, keys, name).await {
-                tracing::warn!(%error, worker = %name, "heartbeat while draining failed");
-            }
+        if let Err(error) = liveness::forget(&mut conn, &namespace, &process).await {
+            tracing::warn!(%error, "could not remove this process from the process set; it ages out");
         }
     }
 }

@@ -13,6 +13,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod failures;
+mod faults;
 mod helpers;
 mod janitor;
 mod ops;

@@ -22,6 +22,7 @@ use ordersync::queue::NewJob;
 use ordersync::startup::Settings;
 use ordersync_simulator::{Knobs, Service, SimConfig};
 
+mod reconcile;
 mod redis_memory;
 mod trace_orders;
 
@@ -83,6 +84,12 @@ pub(crate) struct BenchArgs {
     /// Run only (h), merging its figures into an existing results file.
     #[arg(long, requires = "trace_orders")]
     pub(crate) only_trace_orders: bool,
+    /// Finished jobs in the reconciler's ledger (i); 0 skips the section.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) reconcile_finished: i64,
+    /// Open jobs Redis has lost, for the reconciler to push (i).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) reconcile_missing: i64,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
     pub(crate) database: String,
@@ -221,6 +228,18 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     );
     stop_worker(&mut worker).await;
     ordersync::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+
+    if args.reconcile_finished > 0 {
+        reconcile::run(
+            &g.database_url,
+            &g.redis_url,
+            &config,
+            args.reconcile_finished,
+            args.reconcile_missing,
+            &mut results,
+        )
+        .await?;
+    }
 
     let (p50, p99, sent) =
         webhooks(&deps, &config, &sim, args.webhook_rate, args.webhook_secs).await?;

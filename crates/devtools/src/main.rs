@@ -1,8 +1,10 @@
 //! `ordersync-dev`: what only developers run. The provider simulator, the
-//! end-to-end demo (`just demo`) and the benchmarks (`just bench`). None of
-//! it is in the production binaries or the Docker image.
+//! end-to-end demo (`just demo`), the benchmarks (`just bench`) and the
+//! fault soak (`just chaos`). None of it is in the production binaries or
+//! the Docker image.
 
 mod bench;
+mod chaos;
 mod database;
 mod demo;
 
@@ -30,6 +32,8 @@ enum DevCommand {
     Demo(demo::DemoArgs),
     /// Benchmarks (`just bench`).
     Bench(bench::BenchArgs),
+    /// Fault scenarios soaked against private Redis and Postgres (`just chaos`).
+    Chaos(chaos::ChaosArgs),
 }
 
 #[tokio::main]
@@ -40,6 +44,7 @@ async fn main() -> std::process::ExitCode {
         DevCommand::Simulate(args) => demo::simulate(args).await,
         DevCommand::Demo(args) => demo::run(&cli.global, args).await,
         DevCommand::Bench(args) => bench::run(&cli.global, args).await,
+        DevCommand::Chaos(args) => chaos::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
