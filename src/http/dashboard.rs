@@ -2,8 +2,9 @@
 //! `/dashboard/`, plus the browser login that stands in for the bearer token.
 //!
 //! The page is plain HTML, CSS and JavaScript embedded in the binary (no build
-//! step, nothing fetched from elsewhere); it reads and acts through the same
-//! `/admin/api` endpoints scripts use. Browsers authenticate with a session
+//! step, nothing fetched from elsewhere); the script is a set of ES modules the
+//! browser loads natively (`SCRIPT_MODULES`). It reads and acts through the
+//! same `/admin/api` endpoints scripts use. Browsers authenticate with a session
 //! cookie ([`session`]) instead of the bearer token, and every state-changing
 //! request they make carries a CSRF token bound to that cookie and must come
 //! from the dashboard's own origin ([`authorize_session`]).
@@ -457,6 +458,30 @@ async fn session_info(
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const LOGIN_HTML: &str = include_str!("dashboard/login.html");
 
+/// The page's script: ES modules the browser loads natively, no bundler.
+/// `app.js` is the entry (`index.html` loads it as `type="module"`); the
+/// others are imported by relative path (`./api.js`), so every module is
+/// served flat under `assets/` beside it, each one a separate asset with its
+/// own ETag.
+const SCRIPT_MODULES: [(&str, &str); 13] = [
+    ("app.js", include_str!("dashboard/app.js")),
+    ("dom.js", include_str!("dashboard/dom.js")),
+    ("format.js", include_str!("dashboard/format.js")),
+    ("api.js", include_str!("dashboard/api.js")),
+    ("ui.js", include_str!("dashboard/ui.js")),
+    ("poll.js", include_str!("dashboard/poll.js")),
+    ("resolve.js", include_str!("dashboard/resolve.js")),
+    ("values.js", include_str!("dashboard/values.js")),
+    ("overview.js", include_str!("dashboard/overview.js")),
+    ("failed.js", include_str!("dashboard/failed.js")),
+    ("job.js", include_str!("dashboard/job.js")),
+    ("orders.js", include_str!("dashboard/orders.js")),
+    ("stuck.js", include_str!("dashboard/stuck.js")),
+];
+
+/// Browsers run a module only when it is served as JavaScript.
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
 /// An embedded file with its type and validator.
 struct Asset {
     name: &'static str,
@@ -466,43 +491,43 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    [
-        (
-            "app.js",
-            "text/javascript; charset=utf-8",
-            include_str!("dashboard/app.js"),
-        ),
-        (
-            "app.css",
-            "text/css; charset=utf-8",
-            include_str!("dashboard/app.css"),
-        ),
-        (
-            "favicon.svg",
-            "image/svg+xml",
-            include_str!("dashboard/favicon.svg"),
-        ),
-    ]
-    .into_iter()
-    .map(|(name, content_type, body)| Asset {
-        name,
-        content_type,
-        body,
-        etag: format!(
-            "\"{}\"",
-            Sha256::digest(body.as_bytes())
-                .iter()
-                .take(12)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ),
-    })
-    .collect()
+    SCRIPT_MODULES
+        .map(|(name, body)| (name, JAVASCRIPT, body))
+        .into_iter()
+        .chain([
+            (
+                "app.css",
+                "text/css; charset=utf-8",
+                include_str!("dashboard/app.css"),
+            ),
+            (
+                "favicon.svg",
+                "image/svg+xml",
+                include_str!("dashboard/favicon.svg"),
+            ),
+        ])
+        .map(|(name, content_type, body)| Asset {
+            name,
+            content_type,
+            body,
+            etag: format!(
+                "\"{}\"",
+                Sha256::digest(body.as_bytes())
+                    .iter()
+                    .take(12)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+        })
+        .collect()
 });
 
 /// Assets are public (the login page needs the stylesheet) and hold no data.
 /// Browsers revalidate them on every page load (`no-cache` + ETag), so a new
-/// release is picked up at once without fingerprinted file names.
+/// release is picked up at once without fingerprinted file names, and the
+/// script modules' relative imports need no rewriting. `index.html` preloads
+/// every module, so the revalidations go out together rather than one import
+/// level at a time.
 async fn asset(
     axum::extract::Path(name): axum::extract::Path<String>,
     headers: HeaderMap,
@@ -592,6 +617,77 @@ mod tests {
         .is_err());
     }
 
+    /// The modules `body` imports, as written (`./api.js`).
+    fn imports(body: &str) -> Vec<&str> {
+        body.lines()
+            .map(str::trim_start)
+            .filter(|line| line.starts_with("import ") || line.starts_with('}'))
+            .filter_map(|line| {
+                let from = line
+                    .find("from \"")
+                    .map(|i| i + 6)
+                    .or_else(|| line.strip_prefix("import \"").map(|_| 8))?;
+                let rest = &line[from..];
+                Some(&rest[..rest.find('"')?])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_import_is_a_served_module_and_the_entry_reaches_them_all() {
+        let served = |name: &str| SCRIPT_MODULES.iter().find(|(n, _)| *n == name);
+        let mut reached = vec!["app.js"];
+        let mut next = 0;
+        while let Some(&name) = reached.get(next) {
+            next += 1;
+            let (_, body) = served(name).unwrap();
+            for specifier in imports(body) {
+                let target = specifier.strip_prefix("./").unwrap_or_else(|| {
+                    panic!("{name} imports '{specifier}': modules import each other as ./name.js")
+                });
+                assert!(
+                    served(target).is_some(),
+                    "{name} imports {specifier}, which SCRIPT_MODULES does not serve"
+                );
+                if !reached.contains(&target) {
+                    reached.push(target);
+                }
+            }
+        }
+        let mut unreached: Vec<_> = SCRIPT_MODULES
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !reached.contains(n))
+            .collect();
+        unreached.sort_unstable();
+        assert!(
+            unreached.is_empty(),
+            "served but never imported: {unreached:?}"
+        );
+        assert_eq!(
+            imports("import { h } from \"./dom.js\";\n} from \"./ui.js\";\nimport \"./x.js\";"),
+            ["./dom.js", "./ui.js", "./x.js"]
+        );
+    }
+
+    #[test]
+    fn the_page_preloads_every_module_the_entry_imports() {
+        let preloaded: Vec<&str> = INDEX_HTML
+            .split(r#"<link rel="modulepreload" href="assets/"#)
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        let mut expected: Vec<&str> = SCRIPT_MODULES
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| *n != "app.js")
+            .collect();
+        let mut sorted = preloaded.clone();
+        sorted.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "index.html's modulepreload links");
+    }
+
     #[test]
     fn session_ttl_must_be_a_sensible_duration() {
         assert_eq!(
@@ -609,7 +705,11 @@ mod tests {
             let asset = ASSETS.iter().find(|a| a.name == name).unwrap();
             assert!(!asset.body.is_empty(), "{name}");
         }
-        assert!(INDEX_HTML.contains("assets/app.js"));
+        for (name, _) in SCRIPT_MODULES {
+            let asset = ASSETS.iter().find(|a| a.name == name).unwrap();
+            assert_eq!(asset.content_type, JAVASCRIPT, "{name}");
+        }
+        assert!(INDEX_HTML.contains(r#"<script type="module" src="assets/app.js"></script>"#));
         assert!(LOGIN_HTML.contains("<!--notice-->"));
         assert!(
             !INDEX_HTML.contains("style=") && !LOGIN_HTML.contains("style="),
