@@ -1,6 +1,21 @@
-//! `/_sim/` admin routes: [`SimHandle`](super::SimHandle) over HTTP, for the demo
-//! and benchmarks running in another process. Never faulted, never counted.
-//! Route shapes are listed in the parent module's docs.
+//! `/_sim/` admin routes: [`SimHandle`](crate::SimHandle) over HTTP, for the
+//! demo and benchmarks running in another process. Never faulted, never counted.
+//!
+//! | route | body / query | answer |
+//! |---|---|---|
+//! | `GET /_sim/stats` | | `{"requests":{"courier":n,"shop":n,"erp":n,"sms":n},"invoices":n,"sms":n}` |
+//! | `GET /_sim/config` | | the [`SimConfig`](crate::SimConfig) JSON |
+//! | `GET /_sim/invoices` | `?po_no=X` optional | array of invoice docs |
+//! | `GET /_sim/sms` | `?phone=X` optional | array of `{recipient,sender,message,message_id,sent_at}` |
+//! | `GET`/`POST /_sim/knobs/{service}` | [`Knobs`] JSON (`latency_ms`, `hang_ms`) | the knobs now in force |
+//! | `POST /_sim/fail_next/{service}` | `{"count":1,"status":503,"retry_after_secs":null}` | `204` |
+//! | `POST /_sim/revoke`, `POST /_sim/restore` | `{"key":"..."}` | `204` |
+//! | `POST /_sim/courier/status` | `{"external_order_id","status"}` | the courier order, or `404` |
+//! | `GET /_sim/courier/orders/{reference}` | | the courier order, or `404` |
+//! | `GET`/`POST /_sim/shop/{store}/orders` | `{"payment_method","status","at_courier"}` | orders / the new order |
+//! | `POST /_sim/shop/{store}/orders/{id}/status` | `{"status"}` | the order, or `404` |
+//!
+//! Admin errors are `{"error": "..."}` with status 400 or 404.
 
 use std::sync::Arc;
 
@@ -13,9 +28,13 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Knobs, Service, Sim, SimHandle};
+use crate::fault_plan::Knobs;
+use crate::service::Service;
+use crate::sim::Sim;
+use crate::SimHandle;
 
-pub(super) fn routes(sim: &Arc<Sim>) -> Router {
+/// Every `/_sim/` route of the table above.
+pub(crate) fn routes(sim: &Arc<Sim>) -> Router {
     Router::new()
         .route("/_sim/stats", get(stats))
         .route("/_sim/config", get(config))

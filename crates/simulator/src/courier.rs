@@ -9,19 +9,19 @@ use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::faults::{self, json_response};
-use super::state::CourierOrder;
-use super::{origin, query_get, query_pairs, url_with_param, Service, Sim};
+use crate::http::{json_response, origin, query_get, query_pairs, url_with_param};
+use crate::sim::Sim;
+use crate::state::{CourierBook, CourierOrder};
 
 const LIST: &str = "/maystro/api/stores/orders/";
 
-pub(super) fn routes(sim: &Arc<Sim>) -> Router {
+/// The Maystro routes (no faults: `server` puts them behind the middleware).
+pub(crate) fn routes(sim: &Arc<Sim>) -> Router {
     Router::new()
         .route(LIST, get(list))
         .route("/maystro/api/stores/orders", get(list))
@@ -29,10 +29,6 @@ pub(super) fn routes(sim: &Arc<Sim>) -> Router {
         .route("/maystro/api/stores/orders/{id}", get(detail))
         .route("/maystro/api/stores/history_order/{id}/", get(history))
         .route("/maystro/api/stores/history_order/{id}", get(history))
-        .route_layer(from_fn_with_state(
-            (Arc::clone(sim), Service::Courier),
-            faults::inject,
-        ))
         .with_state(Arc::clone(sim))
 }
 
@@ -60,8 +56,8 @@ fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<String, Response> {
         ));
     };
     let key = key.trim();
-    match sim.courier_accounts.get(key) {
-        Some(account) if !sim.is_revoked(key) => Ok(account.clone()),
+    match sim.courier_account(key) {
+        Some(account) if !sim.is_revoked(key) => Ok(account.to_string()),
         _ => Err(detail_error(StatusCode::UNAUTHORIZED, "Invalid token.")),
     }
 }
@@ -111,7 +107,7 @@ async fn list(State(sim): State<Arc<Sim>>, headers: HeaderMap, uri: Uri) -> Resp
             .collect();
         (count, page, results)
     };
-    let here = format!("{}{}", origin(&sim, &headers), uri.path());
+    let here = format!("{}{}", origin(&headers, &sim.base_url), uri.path());
     let pages = count.div_ceil(size).max(1);
     let next = (page < pages)
         .then(|| url_with_param(&here, &pairs, "page", Some(&(page + 1).to_string())));
@@ -136,11 +132,7 @@ async fn list(State(sim): State<Arc<Sim>>, headers: HeaderMap, uri: Uri) -> Resp
 }
 
 /// The order with courier id `id`, if this key's account owns it.
-fn owned_order<'a>(
-    orders: &'a super::state::CourierBook,
-    account: &str,
-    id: &str,
-) -> Option<&'a CourierOrder> {
+fn owned_order<'a>(orders: &'a CourierBook, account: &str, id: &str) -> Option<&'a CourierOrder> {
     let id = id.trim_end_matches('/').parse::<i64>().ok()?;
     orders.by_id(id).filter(|c| c.account == account)
 }
@@ -182,7 +174,7 @@ async fn history(
 
 /// Injected failures: DRF JSON for 4xx, Django / nginx HTML pages for 5xx,
 /// since that is what sits in front of the real API.
-pub(super) fn fault_response(status: StatusCode, retry_after: Option<u64>) -> Response {
+pub(crate) fn fault_response(status: StatusCode, retry_after: Option<u64>) -> Response {
     let detail = match status.as_u16() {
         401 => "Invalid token.".to_string(),
         403 => "You do not have permission to perform this action.".to_string(),

@@ -2,123 +2,58 @@
 //! queued `fail_next` statuses, random 5xx / 429 / hangs.
 //!
 //! Faults live here, in one middleware, so each service's handlers stay plain
-//! and every service fails the same way; only the error *bodies* come from the
-//! service modules, because clients classify on those shapes. Revoked keys are
-//! checked by each service's auth, since their 401 is part of its auth shape.
+//! and every service fails the same way. The middleware knows no provider: the
+//! error *bodies* come from each provider module as a [`FaultBody`] (clients
+//! classify on those shapes), paired with its routes by `server`, and the
+//! decisions come from the [`FaultPlan`](crate::fault_plan::FaultPlan). Revoked
+//! keys are checked by each service's auth, since their 401 is part of its auth
+//! shape.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
+use axum::Router;
 
-use super::{courier, erp, lock, shop, sms, Knobs, Service, Sim};
+use crate::fault_plan::Decision;
+use crate::service::Service;
+use crate::sim::Sim;
 
-/// Salt so fault draws do not mirror the data generator's sequence.
-const FAULT_SEED_SALT: u64 = 0x5eed_fa17;
+/// A service's answer to an injected failure: the status and, for a 429, the
+/// `Retry-After` seconds (the header itself is added here).
+pub(crate) type FaultBody = fn(StatusCode, Option<u64>) -> Response;
 
-/// One queued deterministic failure.
-#[derive(Clone, Copy, Debug)]
-struct Queued {
-    status: StatusCode,
-    retry_after: Option<u64>,
+/// What the middleware needs for one service's routes.
+#[derive(Clone)]
+struct Injector {
+    sim: Arc<Sim>,
+    service: Service,
+    body: FaultBody,
 }
 
-/// What happens to one request.
-#[derive(Debug)]
-enum Decision {
-    Pass,
-    Fail(StatusCode, Option<u64>),
-    Hang,
+/// `routes` with faults injected in front of each of them (requests that match
+/// no route are neither faulted nor counted).
+pub(crate) fn with_faults(
+    routes: Router,
+    sim: &Arc<Sim>,
+    service: Service,
+    body: FaultBody,
+) -> Router {
+    let injector = Injector {
+        sim: Arc::clone(sim),
+        service,
+        body,
+    };
+    routes.route_layer(from_fn_with_state(injector, inject))
 }
 
-/// Per-service knobs, failure queues and request counters.
-pub(super) struct Faults {
-    knobs: [Mutex<Knobs>; 4],
-    queued: [Mutex<VecDeque<Queued>>; 4],
-    requests: [AtomicU64; 4],
-    rng: Mutex<StdRng>,
-}
-
-impl Faults {
-    pub(super) fn new(seed: u64) -> Faults {
-        Faults {
-            knobs: Default::default(),
-            queued: Default::default(),
-            requests: Default::default(),
-            rng: Mutex::new(StdRng::seed_from_u64(seed ^ FAULT_SEED_SALT)),
-        }
-    }
-
-    pub(super) fn set_knobs(&self, service: Service, knobs: Knobs) {
-        *lock(&self.knobs[service.index()]) = knobs;
-    }
-
-    pub(super) fn knobs(&self, service: Service) -> Knobs {
-        lock(&self.knobs[service.index()]).clone()
-    }
-
-    pub(super) fn fail_next(
-        &self,
-        service: Service,
-        count: u32,
-        status: u16,
-        retry_after: Option<u64>,
-    ) {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut q = lock(&self.queued[service.index()]);
-        q.extend((0..count).map(|_| Queued {
-            status,
-            retry_after,
-        }));
-    }
-
-    pub(super) fn requests(&self, service: Service) -> u64 {
-        self.requests[service.index()].load(Ordering::Relaxed)
-    }
-
-    /// Queued failures first, then one uniform draw split across the rates.
-    fn decide(&self, service: Service, knobs: &Knobs) -> Decision {
-        if let Some(q) = lock(&self.queued[service.index()]).pop_front() {
-            return Decision::Fail(q.status, q.retry_after);
-        }
-        let total = knobs.error_rate + knobs.rate_limit_rate + knobs.timeout_rate;
-        if total <= 0.0 {
-            return Decision::Pass;
-        }
-        let mut rng = lock(&self.rng);
-        let roll: f64 = rng.random();
-        if roll < knobs.error_rate {
-            let status = if rng.random::<bool>() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            Decision::Fail(status, None)
-        } else if roll < knobs.error_rate + knobs.rate_limit_rate {
-            Decision::Fail(StatusCode::TOO_MANY_REQUESTS, None)
-        } else if roll < total {
-            Decision::Hang
-        } else {
-            Decision::Pass
-        }
-    }
-}
-
-/// The middleware: `State` carries the service so one function serves all four.
-pub(super) async fn inject(
-    State((sim, service)): State<(Arc<Sim>, Service)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    sim.faults.requests[service.index()].fetch_add(1, Ordering::Relaxed);
-    let knobs = sim.faults.knobs(service);
-    let decision = sim.faults.decide(service, &knobs);
+/// The middleware: counts the request, waits the latency, then serves it,
+/// hangs first, or answers the injected failure.
+async fn inject(State(injector): State<Injector>, req: Request, next: Next) -> Response {
+    let Injector { sim, service, body } = injector;
+    let (knobs, decision) = sim.faults.admit(service);
     sim.pause(knobs.latency).await;
     match decision {
         Decision::Pass => next.run(req).await,
@@ -132,28 +67,12 @@ pub(super) async fn inject(
             let retry_after = retry_after.or_else(|| {
                 (status == StatusCode::TOO_MANY_REQUESTS).then_some(knobs.retry_after_secs)
             });
-            fault_response(service, status, retry_after)
+            let mut res = body(status, retry_after);
+            if let Some(secs) = retry_after {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            res
         }
     }
-}
-
-/// An injected failure in the service's own error shape, with `Retry-After`
-/// when one applies.
-fn fault_response(service: Service, status: StatusCode, retry_after: Option<u64>) -> Response {
-    let mut res = match service {
-        Service::Courier => courier::fault_response(status, retry_after),
-        Service::Shop => shop::fault_response(status),
-        Service::Erp => erp::fault_response(status, retry_after),
-        Service::Sms => sms::fault_response(status),
-    };
-    if let Some(secs) = retry_after {
-        res.headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    res
-}
-
-/// Plain `(status, body)` helper for the service modules.
-pub(super) fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, axum::Json(body)).into_response()
 }

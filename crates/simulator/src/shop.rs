@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,9 +16,10 @@ use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use super::faults::{self, json_response};
-use super::state::{site_offset, ShopOrder};
-use super::{origin, query_get, query_pairs, url_with_param, Service, Sim, SimStore};
+use crate::config::SimStore;
+use crate::http::{json_response, origin, query_get, query_pairs, url_with_param};
+use crate::sim::Sim;
+use crate::state::{site_offset, ShopOrder};
 
 /// WooCommerce's core order statuses.
 const STATUSES: [&str; 9] = [
@@ -36,17 +36,15 @@ const STATUSES: [&str; 9] = [
 const DEFAULT_PER_PAGE: usize = 10;
 const MAX_PER_PAGE: usize = 100;
 
-pub(super) fn routes(sim: &Arc<Sim>) -> Router {
+/// The WooCommerce routes of every store (no faults: `server` puts them
+/// behind the middleware).
+pub(crate) fn routes(sim: &Arc<Sim>) -> Router {
     Router::new()
         .route("/shop/{store}/wp-json/wc/v3/orders", get(list))
         .route(
             "/shop/{store}/wp-json/wc/v3/orders/{id}",
             get(detail).put(update).patch(update).post(update),
         )
-        .route_layer(from_fn_with_state(
-            (Arc::clone(sim), Service::Shop),
-            faults::inject,
-        ))
         .with_state(Arc::clone(sim))
 }
 
@@ -332,7 +330,7 @@ async fn list(
         (hits.len(), body)
     };
     let pages = total.div_ceil(q.per_page);
-    let here = format!("{}{}", origin(&sim, &headers), uri.path());
+    let here = format!("{}{}", origin(&headers, &sim.base_url), uri.path());
     let mut links = Vec::new();
     if q.page > 1 {
         let prev = (q.page - 1).min(pages.max(1));
@@ -444,7 +442,7 @@ async fn update(
 
 /// Injected failures: WordPress's JSON for 4xx and PHP fatals (500), the
 /// hosting layer's HTML page for 502/503/504.
-pub(super) fn fault_response(status: StatusCode) -> Response {
+pub(crate) fn fault_response(status: StatusCode) -> Response {
     match status.as_u16() {
         401 => wp_error(
             status,

@@ -9,30 +9,26 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use super::faults::{self, json_response};
-use super::state::SmsRecord;
-use super::{query_get, query_pairs, Service, Sim};
+use crate::http::{json_response, query_get, query_pairs};
+use crate::sim::Sim;
+use crate::state::SmsRecord;
 
 /// mNotify sender ids are at most 11 characters.
 const MAX_SENDER_LEN: usize = 11;
 /// Characters per credit (one GSM-7 segment).
 const SEGMENT_LEN: usize = 160;
 
-pub(super) fn routes(sim: &Arc<Sim>) -> Router {
+/// The mNotify routes (no faults: `server` puts them behind the middleware).
+pub(crate) fn routes(sim: &Arc<Sim>) -> Router {
     Router::new()
         .route("/mnotify/api/sms/quick", post(quick))
         .route("/mnotify/api/balance/sms", get(balance))
-        .route_layer(from_fn_with_state(
-            (Arc::clone(sim), Service::Sms),
-            faults::inject,
-        ))
         .with_state(Arc::clone(sim))
 }
 
@@ -166,7 +162,7 @@ async fn quick(State(sim): State<Arc<Sim>>, uri: Uri, body: axum::body::Bytes) -
 }
 
 /// Injected failures: the bad-key shape for 401, the error envelope otherwise.
-pub(super) fn fault_response(status: StatusCode) -> Response {
+pub(crate) fn fault_response(status: StatusCode) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         return bad_key();
     }
