@@ -76,9 +76,8 @@ pub(crate) async fn run(g: &GlobalArgs, command: OrdersCommand) -> anyhow::Resul
             json,
         } => {
             if let Some(store) = store.as_deref() {
-                let stores = trace::stores_with_orders(&db).await?;
-                if !stores.iter().any(|s| s == store) {
-                    anyhow::bail!(trace::unknown_store_message(store, &stores));
+                if let Some(message) = trace::unknown_store(&db, store).await? {
+                    anyhow::bail!(message);
                 }
             }
             let stuck = trace::stuck_orders(&db, days, store.as_deref(), limit).await?;

@@ -83,12 +83,8 @@ pub async fn stuck_orders(
     };
     let db = &state.deps.db;
     if let Some(store) = q.store.as_deref() {
-        let stores = trace::stores_with_orders(db).await?;
-        if !stores.iter().any(|s| s == store) {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                trace::unknown_store_message(store, &stores),
-            ));
+        if let Some(message) = trace::unknown_store(db, store).await? {
+            return Err(ApiError(StatusCode::NOT_FOUND, message));
         }
     }
     Ok(Json(

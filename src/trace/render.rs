@@ -7,8 +7,10 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::ledger::runs::RunRow;
-use crate::trace::diagnosis::{fmt_time, when, Severity};
-use crate::trace::{self, OrderTrace, StoreJob, StuckOrders, MAX_STUCK_LIMIT};
+use crate::trace::text::{fmt_time, when};
+use crate::trace::{
+    OrderTrace, Severity, StoreJob, StuckOrders, JOBS_SHOWN_PER_KIND, MAX_STUCK_LIMIT,
+};
 
 /// The trace as a sectioned report, the diagnosis first.
 pub fn render_trace(t: &OrderTrace) -> String {
@@ -126,8 +128,7 @@ pub fn render_trace(t: &OrderTrace) -> String {
         &mut out,
         &if shown < total {
             format!(
-                "Jobs ({shown} of {total}: the newest {} of each kind and every open failure)",
-                trace::JOBS_SHOWN_PER_KIND
+                "Jobs ({shown} of {total}: the newest {JOBS_SHOWN_PER_KIND} of each kind and every open failure)"
             )
         } else {
             format!("Jobs ({total})")

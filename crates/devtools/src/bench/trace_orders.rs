@@ -134,7 +134,8 @@ pub(super) async fn run(
         heavy_max = heavy_max.max(t.elapsed().as_secs_f64() * 1000.0);
         let polls = found.job_totals.get("refresh_status").copied();
         anyhow::ensure!(
-            polls > Some(HEAVY_JOBS_PER_ORDER) && found.jobs.len() <= 3 * 20,
+            polls > Some(HEAVY_JOBS_PER_ORDER)
+                && found.jobs.len() as i64 <= 3 * trace::JOBS_SHOWN_PER_KIND,
             "{reference}: {polls:?} polls, {} jobs shown",
             found.jobs.len()
         );
@@ -644,14 +645,20 @@ async fn check_plans(db: &PgPool, heavy: &str) -> anyhow::Result<usize> {
                 q.bind(heavy).bind(trace::JOBS_SHOWN_PER_KIND)
             }
             "runs" => q.bind(&job_ids),
-            "store jobs" => q.bind(&store).bind("fetch_tracking").bind(50_i64),
+            "store jobs" => q
+                .bind(&store)
+                .bind("fetch_tracking")
+                .bind(trace::STORE_JOBS_SEARCHED),
             "stuck counts" => q.bind(cutoff),
             "stuck counts, one store" => q.bind(cutoff).bind(&store),
-            "stuck list" => q.bind(cutoff).bind(chrono::Utc::now()).bind(100_i64),
+            "stuck list" => q
+                .bind(cutoff)
+                .bind(chrono::Utc::now())
+                .bind(trace::DEFAULT_STUCK_LIMIT),
             _ => q
                 .bind(cutoff)
                 .bind(chrono::Utc::now())
-                .bind(100_i64)
+                .bind(trace::DEFAULT_STUCK_LIMIT)
                 .bind(&store),
         };
         let plan = q.fetch_one(db).await?;
