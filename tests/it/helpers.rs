@@ -105,6 +105,30 @@ pub async fn redis() -> redis::aio::ConnectionManager {
     ordersync::queue::connect(&redis_url()).await.unwrap()
 }
 
+/// A fresh, migrated database and nothing else (no simulator, no Redis):
+/// for tests of the SQL itself. Dropped with this value, pass or fail.
+pub struct TestDb {
+    /// A pool on the database.
+    pub db: PgPool,
+    // After `db`: fields drop in order, and the database goes last.
+    _resources: TestResources,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let mut resources = TestResources::acquire().await;
+        resources.create_database().await;
+        let db = ordersync::ledger::connect(&resources.database_url(), 4)
+            .await
+            .unwrap();
+        ordersync::ledger::migrate(&db).await.unwrap();
+        Self {
+            db,
+            _resources: resources,
+        }
+    }
+}
+
 /// `program` as a child the kernel kills when the test process dies, however
 /// it dies (a SIGKILLed `cargo test` included), through util-linux's
 /// `setpriv --pdeathsig KILL`, which execs `program` in place: the child's

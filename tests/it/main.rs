@@ -15,6 +15,7 @@ mod dashboard;
 mod failures;
 mod helpers;
 mod janitor;
+mod ledger;
 mod ops;
 mod orders;
 mod pipeline;
