@@ -1,42 +1,15 @@
 //! The admin JSON API over failed jobs, behind its bearer token.
 
 use ordersync::domain::JobKind;
-use ordersync::queue::NewJob;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{two_stores, TestApp};
-
-const TOKEN: &str = "test-admin-token";
-
-async fn serve(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state =
-        ordersync::http::AppState::new(app.deps.clone(), &app.config, SecretString::from(TOKEN));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ordersync::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    (base, tx)
-}
-
-async fn failed_noop(app: &mut TestApp) -> uuid::Uuid {
-    app.start_worker(&[JobKind::Noop]);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "permanent"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
-    app.wait_final(id).await;
-    id
-}
+use crate::helpers::{serve_api, two_stores, TestApp, ADMIN_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_needs_the_bearer_token() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = reqwest::Client::new();
     let none = http
         .get(format!("{base}/admin/api/jobs/failed"))
@@ -56,7 +29,7 @@ async fn the_admin_api_needs_the_bearer_token() {
     assert_eq!(body["error"], "missing or invalid bearer token");
     let ok = http
         .get(format!("{base}/admin/api/jobs/failed"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -75,20 +48,16 @@ async fn the_admin_api_needs_the_bearer_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
     let mut app = TestApp::spawn(two_stores(1)).await;
-    let first = failed_noop(&mut app).await;
-    let second = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "permanent"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
-    app.wait_final(second).await;
-    let (base, _stop) = serve(&app).await;
+    app.start_worker(&[JobKind::Noop]);
+    let first = app.failed_noop().await;
+    let second = app.failed_noop().await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = reqwest::Client::new();
 
     let groups: Value = http
         .get(format!("{base}/admin/api/jobs/failed?kind=noop"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -99,7 +68,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
     let fingerprint = groups[0]["fingerprint"].as_str().unwrap().to_owned();
     let jobs: Value = http
         .get(format!("{base}/admin/api/jobs/failed?ungrouped=true"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -110,7 +79,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
 
     let bad = http
         .get(format!("{base}/admin/api/jobs/failed?kind=fax"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -119,7 +88,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
 
     let history: Value = http
         .get(format!("{base}/admin/api/jobs/{first}"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -130,7 +99,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
     assert_eq!(history["failed"]["fingerprint"], fingerprint.as_str());
     let missing = http
         .get(format!("{base}/admin/api/jobs/{}", uuid::Uuid::nil()))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -138,7 +107,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
 
     let discarded: Value = http
         .post(format!("{base}/admin/api/jobs/discard"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"ids": [second], "by": "ops"}))
         .send()
         .await
@@ -153,7 +122,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
 
     let replayed: Value = http
         .post(format!("{base}/admin/api/jobs/replay"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"fingerprint": fingerprint}))
         .send()
         .await
@@ -175,7 +144,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
     assert_eq!(runs.len(), 1, "the replay ran with a fresh budget");
     let again: Value = http
         .post(format!("{base}/admin/api/jobs/replay"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"ids": [first]}))
         .send()
         .await
@@ -193,7 +162,7 @@ async fn failed_jobs_can_be_listed_shown_replayed_and_discarded_over_http() {
     assert_eq!(resolved_by, "api:ops");
     let nothing = http
         .post(format!("{base}/admin/api/jobs/replay"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({}))
         .send()
         .await

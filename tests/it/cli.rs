@@ -43,15 +43,7 @@ async fn stores_check_calls_every_account_and_names_the_broken_one() {
         6,
         "2 couriers, 2 shops, ERP, SMS: {stdout}"
     );
-    let alph_key = app
-        .sim
-        .config()
-        .stores
-        .iter()
-        .find(|s| s.code == "ALPH")
-        .unwrap()
-        .courier_key
-        .clone();
+    let alph_key = app.courier_key("ALPH");
     app.sim.revoke_key(&alph_key);
     let out = ordersync(&app, &["stores", "check"]);
     let stdout = String::from_utf8(out.stdout).unwrap();

@@ -2,34 +2,31 @@
 //! bearer token, CSRF protection of cookie-authenticated writes, and the
 //! security headers of the page and its assets.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use ordersync::domain::JobKind;
 use ordersync::http::dashboard::session::{SessionKeys, COOKIE_NAME};
 use ordersync::http::AppState;
-use ordersync::queue::NewJob;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, SET_COOKIE};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{two_stores, TestApp};
+use crate::helpers::{serve_api, serve_api_with, two_stores, ApiServer, TestApp, ADMIN_TOKEN};
 
-const TOKEN: &str = "dashboard-test-admin-token";
+/// The admin token browser.rs logs in with.
+const BROWSER_TOKEN: &str = "dashboard-test-admin-token";
 
-/// Serve the API for `app`, with `edit` applied to its state.
-pub async fn serve_with(
-    app: &TestApp,
-    edit: impl FnOnce(&mut AppState),
-) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut state = AppState::new(app.deps.clone(), &app.config, SecretString::from(TOKEN));
-    edit(&mut state);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ordersync::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    (base, tx)
+/// The API for browser.rs: [`serve_api_with`] behind [`BROWSER_TOKEN`], as
+/// (base URL, server). Kept until browser.rs calls `serve_api` itself.
+pub async fn serve_with(app: &TestApp, edit: impl FnOnce(&mut AppState)) -> (String, ApiServer) {
+    let api = serve_api_with(app, |state| {
+        state.admin_token = Arc::new(SecretString::from(BROWSER_TOKEN));
+        edit(state);
+    })
+    .await;
+    (api.base.clone(), api)
 }
 
 /// A client that shows us redirects instead of following them, and keeps no
@@ -84,17 +81,6 @@ async fn csrf_token(base: &str, cookie: &str) -> String {
     session["csrf_token"].as_str().unwrap().to_owned()
 }
 
-async fn failed_noop(app: &TestApp) -> uuid::Uuid {
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "permanent"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
-    assert_eq!(app.wait_final(id).await.last().unwrap().outcome, "failed");
-    id
-}
-
 async fn is_open(app: &TestApp, id: uuid::Uuid) -> bool {
     let resolution: Option<String> =
         sqlx::query_scalar("SELECT resolution FROM dead_letters WHERE job_id = $1")
@@ -108,7 +94,8 @@ async fn is_open(app: &TestApp, id: uuid::Uuid) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_needs_a_login_and_everything_it_serves_carries_a_strict_policy() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve_with(&app, |_| {}).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = client();
 
     let root = http.get(format!("{base}/")).send().await.unwrap();
@@ -184,10 +171,11 @@ async fn the_page_needs_a_login_and_everything_it_serves_carries_a_strict_policy
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve_with(&app, |_| {}).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = client();
 
-    let (status, cookie, page) = login(&base, "wrong-token-value").await;
+    let (status, cookie, page) = login(base, "wrong-token-value").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(cookie, None, "no session for a wrong token");
     assert!(page.contains("That is not the admin token."), "{page}");
@@ -195,14 +183,14 @@ async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() 
         !page.contains("wrong-token-value"),
         "the token is never echoed"
     );
-    let (status, cookie, page) = login(&base, "  ").await;
+    let (status, cookie, page) = login(base, "  ").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(cookie, None);
     assert!(page.contains("Enter the admin token."), "{page}");
 
     let response = http
         .post(format!("{base}/dashboard/login"))
-        .form(&[("token", format!("{TOKEN}\n"))])
+        .form(&[("token", format!("{ADMIN_TOKEN}\n"))])
         .send()
         .await
         .unwrap();
@@ -223,7 +211,7 @@ async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() 
         .trim_start_matches(&format!("{COOKIE_NAME}="))
         .to_owned();
     assert!(
-        !cookie.contains(TOKEN),
+        !cookie.contains(ADMIN_TOKEN),
         "the cookie does not carry the token"
     );
     let with_cookie = format!("{COOKIE_NAME}={cookie}");
@@ -267,7 +255,7 @@ async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() 
         .post(format!("{base}/dashboard/login"))
         .header("origin", "null")
         .header("sec-fetch-site", "same-origin")
-        .form(&[("token", TOKEN)])
+        .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
         .unwrap();
@@ -276,7 +264,7 @@ async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() 
         .post(format!("{base}/dashboard/login"))
         .header("origin", "https://evil.example")
         .header("sec-fetch-site", "cross-site")
-        .form(&[("token", TOKEN)])
+        .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
         .unwrap();
@@ -286,7 +274,7 @@ async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() 
     let behind_tls = http
         .post(format!("{base}/dashboard/login"))
         .header("x-forwarded-proto", "https")
-        .form(&[("token", TOKEN)])
+        .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
         .unwrap();
@@ -314,10 +302,11 @@ async fn a_wrong_token_gets_no_session_and_the_right_one_gets_a_strict_cookie() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secure_cookies_switch_marks_the_cookie_secure_on_plain_http() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve_with(&app, |state| state.dashboard.secure_cookies = true).await;
+    let api = serve_api_with(&app, |state| state.dashboard.secure_cookies = true).await;
+    let base = &api.base;
     let response = client()
         .post(format!("{base}/dashboard/login"))
-        .form(&[("token", TOKEN)])
+        .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
         .unwrap();
@@ -330,15 +319,16 @@ async fn the_secure_cookies_switch_marks_the_cookie_secure_on_plain_http() {
 async fn cookie_authenticated_writes_need_the_sessions_csrf_token_and_bearer_ones_do_not() {
     let mut app = TestApp::spawn(two_stores(1)).await;
     app.start_worker(&[JobKind::Noop]);
-    let first = failed_noop(&app).await;
-    let second = failed_noop(&app).await;
-    let (base, _stop) = serve_with(&app, |_| {}).await;
+    let first = app.failed_noop().await;
+    let second = app.failed_noop().await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = client();
-    let (_, cookie, _) = login(&base, TOKEN).await;
+    let (_, cookie, _) = login(base, ADMIN_TOKEN).await;
     let cookie = cookie.unwrap();
-    let (_, other_cookie, _) = login(&base, TOKEN).await;
-    let csrf = csrf_token(&base, &cookie).await;
-    let other_csrf = csrf_token(&base, &other_cookie.unwrap()).await;
+    let (_, other_cookie, _) = login(base, ADMIN_TOKEN).await;
+    let csrf = csrf_token(base, &cookie).await;
+    let other_csrf = csrf_token(base, &other_cookie.unwrap()).await;
     assert_ne!(csrf, other_csrf, "each session has its own token");
     let replay = |extra: &[(&str, &str)]| {
         let mut request = http
@@ -412,7 +402,7 @@ async fn cookie_authenticated_writes_need_the_sessions_csrf_token_and_bearer_one
 
     let by_bearer = http
         .post(format!("{base}/admin/api/jobs/discard"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"ids": [second]}))
         .send()
         .await
@@ -429,9 +419,10 @@ async fn cookie_authenticated_writes_need_the_sessions_csrf_token_and_bearer_one
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_expired_and_rotated_session_cookies_are_refused() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve_with(&app, |_| {}).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = client();
-    let keys = SessionKeys::derive(&SecretString::from(TOKEN));
+    let keys = SessionKeys::derive(&SecretString::from(ADMIN_TOKEN));
     let twelve_hours = std::time::Duration::from_secs(12 * 3600);
     let expired = keys
         .issue(Utc::now() - chrono::Duration::hours(13), twelve_hours)
@@ -491,7 +482,7 @@ async fn forged_expired_and_rotated_session_cookies_are_refused() {
     );
     let bearer = http
         .get(format!("{base}/admin/api/jobs/failed"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

@@ -5,49 +5,24 @@ use ordersync::queue::NewJob;
 use ordersync_simulator::{Knobs, Service};
 use serde_json::json;
 
-use crate::helpers::{kill9, two_stores, TestApp};
+use crate::helpers::{kill9, noop, outcomes_and_classes, redis, two_stores, TestApp};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `n` payable orders in BETA, imported.
-async fn payable_orders(app: &TestApp, n: usize, method: &str) -> Vec<String> {
-    let refs: Vec<String> = (0..n)
-        .map(|_| {
-            format!(
-                "BETA-{}",
-                app.sim.add_shop_order("BETA", method, "processing", false)["number"]
-                    .as_str()
-                    .unwrap()
-            )
-        })
-        .collect();
-    let id = app
-        .enqueue_one(NewJob::for_store(JobKind::ImportOrders, "BETA"))
-        .await;
-    assert_eq!(
-        app.wait_final(id).await.last().unwrap().outcome,
-        "succeeded"
-    );
-    refs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_with_one_cause_are_one_group() {
     let mut app = TestApp::spawn(two_stores(2)).await;
     app.start_worker(&[]);
-    let refs = payable_orders(&app, 5, "paypal").await;
-    let ids: Vec<uuid::Uuid> = app
-        .enqueue(
+    let refs = app.import_new_orders("BETA", 5, "paypal").await;
+    let ids = app
+        .enqueue_ids(
             refs.iter()
                 .map(|r| NewJob::for_order(JobKind::CreateInvoice, "BETA", r))
                 .collect(),
         )
-        .await
-        .iter()
-        .map(|e| e.job_id)
-        .collect();
+        .await;
     for id in &ids {
         app.wait_final(*id).await;
     }
@@ -81,7 +56,7 @@ async fn failures_with_one_cause_are_one_group() {
 async fn a_bulk_replay_after_recovery_completes_every_job_once_and_a_second_replay_is_a_no_op() {
     let mut app = TestApp::spawn(two_stores(2)).await;
     app.start_worker(&[]);
-    let refs = payable_orders(&app, 1_000, "cod").await;
+    let refs = app.import_new_orders("BETA", 1_000, "cod").await;
     // The ERP is down for every call until it recovers.
     app.sim.set_knobs(
         Service::Erp,
@@ -90,16 +65,13 @@ async fn a_bulk_replay_after_recovery_completes_every_job_once_and_a_second_repl
             ..Default::default()
         },
     );
-    let ids: Vec<uuid::Uuid> = app
-        .enqueue(
+    let ids = app
+        .enqueue_ids(
             refs.iter()
                 .map(|r| NewJob::for_order(JobKind::CreateInvoice, "BETA", r))
                 .collect(),
         )
-        .await
-        .iter()
-        .map(|e| e.job_id)
-        .collect();
+        .await;
     for id in &ids {
         assert_eq!(app.wait_final(*id).await.last().unwrap().outcome, "failed");
     }
@@ -164,12 +136,7 @@ async fn a_bulk_replay_after_recovery_completes_every_job_once_and_a_second_repl
 async fn replaying_a_job_whose_replay_is_pending_does_nothing_and_says_so() {
     let mut app = TestApp::spawn(two_stores(1)).await;
     app.start_worker(&[JobKind::Noop]);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "permanent"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
+    let id = app.enqueue_one(noop(json!({"fail": "permanent"}))).await;
     app.wait_final(id).await;
     app.stop_workers().await;
     let first = stdout(&app.cli(&["jobs", "replay", &id.to_string()]));
@@ -192,12 +159,7 @@ async fn replaying_a_job_whose_replay_is_pending_does_nothing_and_says_so() {
 async fn a_discarded_job_leaves_the_list_and_cannot_be_replayed() {
     let mut app = TestApp::spawn(two_stores(1)).await;
     app.start_worker(&[JobKind::Noop]);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "permanent"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
+    let id = app.enqueue_one(noop(json!({"fail": "permanent"}))).await;
     app.wait_final(id).await;
     let dry = stdout(&app.cli(&["jobs", "discard", "--all", "--dry-run"]));
     assert!(dry.contains("would discard 1"), "{dry}");
@@ -214,12 +176,7 @@ async fn a_discarded_job_leaves_the_list_and_cannot_be_replayed() {
 async fn a_job_that_kills_its_worker_every_time_ends_failed_after_its_attempts() {
     let app = TestApp::spawn(two_stores(1)).await;
     let fast = ["--heartbeat-secs", "1", "--missed-heartbeats", "2"];
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "abort"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
+    let id = app.enqueue_one(noop(json!({"fail": "abort"}))).await;
     let mut worker = app.spawn_worker_process_with(&[JobKind::Noop], &fast);
     let mut restarts = 0;
     let runs = app
@@ -260,15 +217,8 @@ async fn a_worker_killed_during_an_attempt_loses_nothing() {
     let app = TestApp::spawn(two_stores(1)).await;
     let fast = ["--heartbeat-secs", "1", "--missed-heartbeats", "2"];
     let mut first = app.spawn_worker_process_with(&[JobKind::Noop], &fast);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"sleep_ms": 1500}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
-    let conn = ordersync::queue::connect(&crate::helpers::redis_url())
-        .await
-        .unwrap();
+    let id = app.enqueue_one(noop(json!({"sleep_ms": 1500}))).await;
+    let conn = redis().await;
     let keys = app
         .deps
         .enqueuer
@@ -292,12 +242,8 @@ async fn a_worker_killed_during_an_attempt_loses_nothing() {
     let mut second = app.spawn_worker_process_with(&[JobKind::Noop], &fast);
     let runs = app.wait_final(id).await;
     kill9(&mut second);
-    let outcomes: Vec<(&str, Option<&str>)> = runs
-        .iter()
-        .map(|r| (r.outcome.as_str(), r.error_class.as_deref()))
-        .collect();
     assert_eq!(
-        outcomes,
+        outcomes_and_classes(&runs),
         vec![("retry", Some("worker_died")), ("succeeded", None)]
     );
     app.cleanup().await;

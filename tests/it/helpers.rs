@@ -1,9 +1,16 @@
 //! Test harness: a fresh database, a unique Redis namespace and a simulator
-//! per test, so tests run in parallel against the real services.
+//! per test, so tests run in parallel against the real services. What a test
+//! makes is freed when it ends, pass or fail ([`resources`]).
+
+mod api;
+mod resources;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ordersync::config::{Config, FileConfig};
@@ -14,9 +21,13 @@ use ordersync::ledger::runs::{RunRow, RunWriter};
 use ordersync::queue::NewJob;
 use ordersync::worker::{self, WorkerOptions};
 use ordersync_simulator::{self as simulator, SimConfig, SimHandle};
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
+
+pub use api::{serve_api, serve_api_with, ApiServer, ADMIN_TOKEN};
+use resources::TestResources;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -52,19 +63,137 @@ pub fn two_stores(orders_per_store: usize) -> SimConfig {
     config
 }
 
+/// ALPH's config points at the primary account (domain.md section 1's
+/// mistake, the field report's bug): a `spawn_with` edit.
+pub fn alph_on_the_primary_account(toml: &mut String) {
+    *toml = toml
+        .replace("stores = [\"ALPH\"]", "stores = []")
+        .replace("stores = [\"BETA\"]", "stores = [\"ALPH\", \"BETA\"]");
+}
+
+/// A no-op job of BETA with `args` (`{"fail": "permanent"}`, `{"sleep_ms": 50}`...).
+pub fn noop(args: Value) -> NewJob {
+    NewJob {
+        args,
+        ..NewJob::for_store(JobKind::Noop, "BETA")
+    }
+}
+
+/// `n` no-op jobs of BETA with `args`.
+pub fn noops(n: usize, args: Value) -> Vec<NewJob> {
+    (0..n).map(|_| noop(args.clone())).collect()
+}
+
+/// Poll `check` until it returns Some, or fail after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Redis connection (to look at what the queues hold).
+pub async fn redis() -> redis::aio::ConnectionManager {
+    ordersync::queue::connect(&redis_url()).await.unwrap()
+}
+
+/// A fresh, migrated database and nothing else (no simulator, no Redis):
+/// for tests of the SQL itself. Dropped with this value, pass or fail.
+pub struct TestDb {
+    /// A pool on the database.
+    pub db: PgPool,
+    // After `db`: fields drop in order, and the database goes last.
+    _resources: TestResources,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let mut resources = TestResources::acquire().await;
+        resources.create_database().await;
+        let db = ordersync::ledger::connect(&resources.database_url(), 4)
+            .await
+            .unwrap();
+        ordersync::ledger::migrate(&db).await.unwrap();
+        Self {
+            db,
+            _resources: resources,
+        }
+    }
+}
+
+/// `program` as a child the kernel kills when the test process dies, however
+/// it dies (a SIGKILLed `cargo test` included), through util-linux's
+/// `setpriv --pdeathsig KILL`, which execs `program` in place: the child's
+/// pid is the program's, so signals a test sends reach it. The signal comes
+/// when the spawning thread ends: a test's threads live as long as the test.
+/// Where `setpriv` is missing, `program` is run directly.
+pub fn child_command(program: impl AsRef<OsStr>) -> Command {
+    static SETPRIV: OnceLock<bool> = OnceLock::new();
+    let setpriv = *SETPRIV.get_or_init(|| {
+        Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if !setpriv {
+        return Command::new(program);
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    cmd
+}
+
+/// A child process that is killed and reaped when dropped, so a failing test
+/// leaves no worker (or server) running. Derefs to the [`std::process::Child`].
+pub struct ChildGuard(std::process::Child);
+
+impl ChildGuard {
+    pub fn new(child: std::process::Child) -> Self {
+        Self(child)
+    }
+}
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Never waited on before this, the pid cannot belong to anyone else.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 pub struct TestApp {
     pub db: PgPool,
-    pub database: String,
     pub namespace: String,
     pub sim: SimHandle,
     pub deps: Deps,
     pub config: Config,
     pub config_path: PathBuf,
     pub secrets: Vec<(String, String)>,
-    workers: Vec<(
-        oneshot::Sender<()>,
-        tokio::task::JoinHandle<anyhow::Result<()>>,
-    )>,
+    /// The database, the namespace and the in-process workers.
+    resources: TestResources,
     _dir: tempfile::TempDir,
 }
 
@@ -79,21 +208,12 @@ impl TestApp {
         policies: &str,
         edit: impl FnOnce(&mut String),
     ) -> Self {
+        let mut resources = TestResources::acquire().await;
+        resources.create_database().await;
+        let namespace = resources.register_namespace().await;
         let sim = simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
-        let database = format!("ordersync_t_{}", Uuid::new_v4().simple());
-        let admin = ordersync::ledger::connect(&database_url(), 1)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let mut url = url::Url::parse(&database_url()).unwrap();
-        url.set_path(&format!("/{database}"));
-        let namespace = format!("t-{}", Uuid::new_v4().simple());
         let (mut toml, secrets) = ordersync_simulator::ordersync_config(&sim, policies);
         edit(&mut toml);
         let dir = tempfile::tempdir().unwrap();
@@ -103,7 +223,7 @@ impl TestApp {
         let file: FileConfig = toml::from_str(&toml).unwrap();
         let config = Config::resolve(file, &|name| env.get(name).cloned()).unwrap();
         let settings = ordersync::startup::Settings {
-            database_url: url.to_string(),
+            database_url: resources.database_url(),
             redis_url: redis_url(),
             namespace: namespace.clone(),
         };
@@ -112,22 +232,19 @@ impl TestApp {
             .unwrap();
         Self {
             db: deps.db.clone(),
-            database,
             namespace,
             sim,
             deps,
             config,
             config_path,
             secrets,
-            workers: Vec::new(),
+            resources,
             _dir: dir,
         }
     }
 
     pub fn database_url(&self) -> String {
-        let mut url = url::Url::parse(&database_url()).unwrap();
-        url.set_path(&format!("/{}", self.database));
-        url.to_string()
+        self.resources.database_url()
     }
 
     /// Start an in-process worker consuming `kinds` (all real kinds if empty).
@@ -142,22 +259,26 @@ impl TestApp {
         let handle = tokio::spawn(worker::run(self.deps.clone(), runs, options, async {
             let _ = rx.await;
         }));
-        self.workers.push((tx, handle));
+        self.resources.add_worker((tx, handle));
     }
 
     /// A worker as its own OS process (for kill -9 tests).
-    pub fn spawn_worker_process(&self, kinds: &[JobKind]) -> std::process::Child {
+    pub fn spawn_worker_process(&self, kinds: &[JobKind]) -> ChildGuard {
         self.spawn_worker_process_with(kinds, &[])
     }
 
     /// A worker process with extra flags (e.g. short heartbeats).
-    pub fn spawn_worker_process_with(
-        &self,
-        kinds: &[JobKind],
-        extra: &[&str],
-    ) -> std::process::Child {
+    pub fn spawn_worker_process_with(&self, kinds: &[JobKind], extra: &[&str]) -> ChildGuard {
+        let child = self.worker_command(kinds).args(extra).spawn();
+        ChildGuard::new(child.expect("starting ordersync-worker"))
+    }
+
+    /// `ordersync-worker` on this test's services, consuming `kinds` (all
+    /// real kinds if empty), logging warnings to nowhere; it dies with the
+    /// test process (see [`child_command`]).
+    pub fn worker_command(&self, kinds: &[JobKind]) -> Command {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ordersync-worker"));
+        let mut cmd = child_command(env!("CARGO_BIN_EXE_ordersync-worker"));
         cmd.arg("--config")
             .arg(&self.config_path)
             .args(["--metrics-listen", "127.0.0.1:0"])
@@ -165,16 +286,13 @@ impl TestApp {
             .env("REDIS_URL", redis_url())
             .env("ORDERSYNC_NAMESPACE", &self.namespace)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .envs(self.secrets.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if !kinds.is_empty() {
             cmd.arg("--kinds").arg(kinds.join(","));
         }
-        cmd.args(extra);
-        for (k, v) in &self.secrets {
-            cmd.env(k, v);
-        }
-        cmd.spawn().expect("starting ordersync-worker")
+        cmd
     }
 
     pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Vec<JobEnvelope> {
@@ -186,8 +304,59 @@ impl TestApp {
             .0
     }
 
+    /// Enqueue `jobs`: their ids, in order.
+    pub async fn enqueue_ids(&self, jobs: Vec<NewJob>) -> Vec<Uuid> {
+        self.enqueue(jobs).await.iter().map(|e| e.job_id).collect()
+    }
+
     pub async fn enqueue_one(&self, job: NewJob) -> Uuid {
         self.enqueue(vec![job]).await[0].job_id
+    }
+
+    /// Enqueue `job`, wait until it is final and check it succeeded; its runs.
+    pub async fn run_ok(&self, job: NewJob) -> Vec<RunRow> {
+        let id = self.enqueue_one(job).await;
+        let runs = self.wait_final(id).await;
+        assert_eq!(runs.last().unwrap().outcome, "succeeded", "{runs:#?}");
+        runs
+    }
+
+    /// Add `n` processing orders paid by `method` to `store`'s shop and
+    /// import them (a worker must run import_orders): their references.
+    pub async fn import_new_orders(&self, store: &str, n: usize, method: &str) -> Vec<String> {
+        let references = (0..n)
+            .map(|_| {
+                let order = self.sim.add_shop_order(store, method, "processing", false);
+                format!("{store}-{}", order["number"].as_str().unwrap())
+            })
+            .collect();
+        self.run_ok(NewJob::for_store(JobKind::ImportOrders, store))
+            .await;
+        references
+    }
+
+    /// A no-op job that fails for good, once a worker has run it: its id.
+    pub async fn failed_noop(&self) -> Uuid {
+        let id = self.enqueue_one(noop(json!({"fail": "permanent"}))).await;
+        assert_eq!(self.wait_final(id).await.last().unwrap().outcome, "failed");
+        id
+    }
+
+    /// The single number `sql` selects (a count, mostly).
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+
+    /// The courier API key the simulator gave `store`.
+    pub fn courier_key(&self, store: &str) -> String {
+        self.sim
+            .config()
+            .stores
+            .iter()
+            .find(|s| s.code == store)
+            .unwrap()
+            .courier_key
+            .clone()
     }
 
     /// Runs of `job_id`, in order.
@@ -241,56 +410,38 @@ impl TestApp {
     }
 
     /// Poll `check` until it returns Some, or fail after the deadline.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(what, check).await
     }
 
     /// Import every store's orders and fetch tracking, waiting for both.
     pub async fn import_and_track(&self) {
-        let stores: Vec<String> = self.config.stores.iter().map(|s| s.code.clone()).collect();
-        let jobs = stores
-            .iter()
-            .map(|s| NewJob::for_store(JobKind::ImportOrders, s))
-            .collect();
-        for id in self.enqueue(jobs).await.iter().map(|e| e.job_id) {
-            assert_eq!(
-                self.wait_final(id).await.last().unwrap().outcome,
-                "succeeded"
-            );
-        }
-        let jobs = stores
-            .iter()
-            .map(|s| NewJob::for_store(JobKind::FetchTracking, s))
-            .collect();
-        for id in self.enqueue(jobs).await.iter().map(|e| e.job_id) {
-            assert_eq!(
-                self.wait_final(id).await.last().unwrap().outcome,
-                "succeeded"
-            );
+        for kind in [JobKind::ImportOrders, JobKind::FetchTracking] {
+            let jobs = self
+                .config
+                .stores
+                .iter()
+                .map(|s| NewJob::for_store(kind, &s.code))
+                .collect();
+            for id in self.enqueue_ids(jobs).await {
+                let runs = self.wait_final(id).await;
+                assert_eq!(runs.last().unwrap().outcome, "succeeded", "{runs:#?}");
+            }
         }
     }
 
+    /// Stop the in-process workers, checking each stopped cleanly.
     pub async fn stop_workers(&mut self) {
-        for (tx, handle) in self.workers.drain(..) {
-            let _ = tx.send(());
-            handle.await.unwrap().unwrap();
-        }
+        self.resources.stop_workers().await;
     }
 
     /// Run the `ordersync` binary against this test's services.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ordersync"))
+        Command::new(env!("CARGO_BIN_EXE_ordersync"))
             .args(args)
             .arg("--config")
             .arg(&self.config_path)
@@ -302,22 +453,27 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Stop workers, drop the database and the Redis keys.
+    /// Stop the workers (checking they stop cleanly), the simulator, and
+    /// drop the database and the Redis keys. A test that never gets here
+    /// (it panicked) is cleaned up when the app is dropped.
     pub async fn cleanup(mut self) {
         self.stop_workers().await;
         self.db.close().await;
-        let admin = ordersync::ledger::connect(&database_url(), 1)
-            .await
-            .unwrap();
-        let _ = sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.database
-        ))
-        .execute(&admin)
-        .await;
-        let _ = ordersync::queue::depth::delete_namespace(&redis_url(), &self.namespace).await;
         self.sim.clone().shutdown().await;
+        self.resources.release().await;
     }
+}
+
+/// The outcome of each run.
+pub fn outcomes(runs: &[RunRow]) -> Vec<&str> {
+    runs.iter().map(|r| r.outcome.as_str()).collect()
+}
+
+/// The outcome and error class of each run.
+pub fn outcomes_and_classes(runs: &[RunRow]) -> Vec<(&str, Option<&str>)> {
+    runs.iter()
+        .map(|r| (r.outcome.as_str(), r.error_class.as_deref()))
+        .collect()
 }
 
 /// Kill a worker process with SIGKILL (no chance to finish anything).

@@ -11,23 +11,10 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 use serde_json::json;
 
-use crate::helpers::{kill9, redis_url, two_stores, TestApp};
-
-fn noops(n: usize, args: serde_json::Value) -> Vec<NewJob> {
-    (0..n)
-        .map(|_| NewJob {
-            args: args.clone(),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .collect()
-}
+use crate::helpers::{kill9, noops, redis, two_stores, TestApp};
 
 fn noop_keys(app: &TestApp) -> QueueKeys {
     QueueKeys::new(&app.namespace, JobKind::Noop, Lane::Live, 1)
-}
-
-async fn connect() -> ConnectionManager {
-    ordersync::queue::connect(&redis_url()).await.unwrap()
 }
 
 /// How many of `envelopes` still have a payload and a metadata hash in Redis.
@@ -59,10 +46,8 @@ async fn done_count(conn: &mut ConnectionManager, keys: &QueueKeys) -> u64 {
 }
 
 async fn succeeded_runs(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE outcome = 'succeeded'")
-        .fetch_one(&app.db)
+    app.count("SELECT count(*) FROM job_runs WHERE outcome = 'succeeded'")
         .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +60,7 @@ async fn a_worker_deletes_finished_tasks_and_the_ledger_keeps_every_run() {
     let n = 1_200;
     let envelopes = app.enqueue(noops(n, json!(null))).await;
     let keys = noop_keys(&app);
-    let mut conn = connect().await;
+    let mut conn = redis().await;
     app.eventually("every run in the ledger", || async {
         (succeeded_runs(&app).await == n as i64).then_some(())
     })
@@ -122,7 +107,7 @@ async fn only_tasks_finished_longer_than_the_grace_ago_are_deleted() {
     let envelopes = app.enqueue(noops(40, json!(null))).await;
     app.wait_idle().await;
     let keys = noop_keys(&app);
-    let mut conn = connect().await;
+    let mut conn = redis().await;
     assert_eq!(done_count(&mut conn, &keys).await, 40);
 
     let grace = Duration::from_secs(300);
@@ -166,7 +151,7 @@ async fn pending_delayed_and_in_flight_tasks_are_never_touched() {
         ],
     );
     let keys = noop_keys(&app);
-    let mut conn = connect().await;
+    let mut conn = redis().await;
     let in_flight = app.enqueue(noops(2, json!({"sleep_ms": 60_000}))).await;
     app.eventually("both long jobs in flight", || {
         let mut conn = conn.clone();
@@ -233,7 +218,7 @@ async fn two_janitors_sweeping_at_once_delete_each_task_once() {
     let envelopes = app.enqueue(noops(n, json!(null))).await;
     app.wait_idle().await;
     let keys = noop_keys(&app);
-    let (mut first, mut second) = (connect().await, connect().await);
+    let (mut first, mut second) = (redis().await, redis().await);
     let (a, b) = tokio::join!(
         janitor::sweep(&mut first, &keys, Duration::ZERO),
         janitor::sweep(&mut second, &keys, Duration::ZERO),

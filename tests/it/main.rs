@@ -16,6 +16,7 @@ mod failures;
 mod faults;
 mod helpers;
 mod janitor;
+mod ledger;
 mod ops;
 mod orders;
 mod pipeline;

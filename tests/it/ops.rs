@@ -10,33 +10,11 @@ use ordersync::domain::JobKind;
 use ordersync::domain::{Lane, Source};
 use ordersync::queue::{NewJob, QueueKeys};
 use redis::AsyncCommands as _;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::helpers::{redis_url, two_stores, TestApp};
-
-const TOKEN: &str = "ops-test-token";
-
-async fn serve(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state =
-        ordersync::http::AppState::new(app.deps.clone(), &app.config, SecretString::from(TOKEN));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ordersync::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    (base, tx)
-}
-
-fn noops(n: usize, args: Value) -> Vec<NewJob> {
-    (0..n)
-        .map(|_| NewJob {
-            args: args.clone(),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .collect()
-}
+use crate::helpers::{
+    child_command, noop, noops, redis, serve_api, two_stores, ChildGuard, TestApp, ADMIN_TOKEN,
+};
 
 /// `name{labels} value` lines of a Prometheus text body, keyed by the part
 /// before the value.
@@ -54,13 +32,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-async fn scalar(app: &TestApp, sql: &str) -> u64 {
-    sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(&app.db)
-        .await
-        .unwrap() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +74,7 @@ async fn queue_figures_match_what_redis_and_the_ledger_hold() {
         ],
     );
     let live_keys = QueueKeys::new(&app.namespace, JobKind::Noop, Lane::Live, 1);
-    let mut redis = ordersync::queue::connect(&redis_url()).await.unwrap();
+    let mut redis = redis().await;
     let workers_key = live_keys.config.workers_set();
     let inflight_prefix = live_keys.inflight_prefix();
     app.eventually("the worker holds both slow jobs", || {
@@ -147,11 +118,12 @@ async fn queue_figures_match_what_redis_and_the_ledger_hold() {
         .collect();
     app.enqueue(later).await;
 
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = reqwest::Client::new();
     let api: Value = http
         .get(format!("{base}/admin/api/queues"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -211,26 +183,18 @@ async fn queue_figures_match_what_redis_and_the_ledger_hold() {
     // The frozen process's fetcher at least (the stopped in-process
     // worker's heartbeat may still be recent).
     assert!(live_workers >= 1);
-    let unresolved = scalar(
-        &app,
-        "SELECT count(*) FROM dead_letters WHERE resolution IS NULL",
-    )
-    .await;
-    let completed = scalar(
-        &app,
-        "SELECT count(*) FROM job_runs WHERE outcome IN ('succeeded', 'skipped')",
-    )
-    .await;
-    let failed = scalar(
-        &app,
-        "SELECT count(*) FROM job_runs WHERE outcome IN ('failed', 'not_found')",
-    )
-    .await;
-    let retried = scalar(
-        &app,
-        "SELECT count(*) FROM job_runs WHERE outcome = 'retry'",
-    )
-    .await;
+    let unresolved = app
+        .count("SELECT count(*) FROM dead_letters WHERE resolution IS NULL")
+        .await as u64;
+    let completed = app
+        .count("SELECT count(*) FROM job_runs WHERE outcome IN ('succeeded', 'skipped')")
+        .await as u64;
+    let failed = app
+        .count("SELECT count(*) FROM job_runs WHERE outcome IN ('failed', 'not_found')")
+        .await as u64;
+    let retried = app
+        .count("SELECT count(*) FROM job_runs WHERE outcome = 'retry'")
+        .await as u64;
     assert_eq!(
         (unresolved, completed, failed, retried),
         (2, 5, 3, 2),
@@ -412,17 +376,14 @@ async fn store_freshness_matches_the_sync_state_and_orders() {
     let mut app = TestApp::spawn(two_stores(6)).await;
     app.start_worker(&[JobKind::ImportOrders, JobKind::FetchTracking]);
     for kind in [JobKind::ImportOrders, JobKind::FetchTracking] {
-        let id = app.enqueue_one(NewJob::for_store(kind, "BETA")).await;
-        assert_eq!(
-            app.wait_final(id).await.last().unwrap().outcome,
-            "succeeded"
-        );
+        app.run_ok(NewJob::for_store(kind, "BETA")).await;
     }
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let http = reqwest::Client::new();
     let stores: Value = http
         .get(format!("{base}/admin/api/stores"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -490,7 +451,7 @@ async fn readiness_fails_naming_redis_when_it_is_gone() {
     let app = TestApp::spawn(two_stores(1)).await;
     // A private Redis this test may kill.
     let port = free_port();
-    let server = std::process::Command::new("redis-server")
+    let server = child_command("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -501,9 +462,10 @@ async fn readiness_fails_naming_redis_when_it_is_gone() {
         ])
         .stdout(std::process::Stdio::null())
         .spawn();
-    let Ok(mut server) = server else {
+    let Ok(server) = server else {
         panic!("redis-server is needed for this test");
     };
+    let mut server = ChildGuard::new(server);
     let private = format!("redis://127.0.0.1:{port}");
     let redis = app
         .eventually("the private Redis answers", || {
@@ -556,30 +518,18 @@ async fn every_json_log_line_of_a_job_names_the_job() {
     let app = TestApp::spawn(two_stores(1)).await;
     let log_path = std::env::temp_dir().join(format!("ordersync-log-{}.jsonl", app.namespace));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_ordersync-worker"))
-        .args(["--config"])
-        .arg(&app.config_path)
-        .args([
-            "--log-json",
-            "--kinds",
-            "noop",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .env("DATABASE_URL", app.database_url())
-        .env("REDIS_URL", redis_url())
-        .env("ORDERSYNC_NAMESPACE", &app.namespace)
+    let worker = app
+        .worker_command(&[JobKind::Noop])
+        .arg("--log-json")
         .env("RUST_LOG", "info")
-        .envs(app.secrets.iter().map(|(k, v)| (k, v)))
-        .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
+    let mut worker = ChildGuard::new(worker);
     // Transient failures log a line per retry, then the final failure.
     let job = NewJob {
-        args: json!({"fail": "transient"}),
         order_ref: Some("BETA-42".into()),
-        ..NewJob::for_store(JobKind::Noop, "BETA")
+        ..noop(json!({"fail": "transient"}))
     };
     let id = app.enqueue_one(job).await;
     assert_eq!(app.wait_final(id).await.last().unwrap().outcome, "failed");

@@ -4,29 +4,16 @@
 use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use ordersync_simulator::Service;
-use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::helpers::{two_stores, TestApp, FAST_POLICIES};
-
-const TOKEN: &str = "test-admin-token";
-
-async fn serve(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state =
-        ordersync::http::AppState::new(app.deps.clone(), &app.config, SecretString::from(TOKEN));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ordersync::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    (base, tx)
-}
+use crate::helpers::{
+    alph_on_the_primary_account, serve_api, two_stores, TestApp, ADMIN_TOKEN, FAST_POLICIES,
+};
 
 async fn get(url: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .get(url)
-        .bearer_auth(TOKEN)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -74,13 +61,8 @@ fn without_clock(mut trace: Value) -> Value {
 }
 
 async fn refresh(app: &TestApp, store: &str, reference: &str) {
-    let id = app
-        .enqueue_one(NewJob::for_order(JobKind::RefreshStatus, store, reference))
+    app.run_ok(NewJob::for_order(JobKind::RefreshStatus, store, reference))
         .await;
-    assert_eq!(
-        app.wait_final(id).await.last().unwrap().outcome,
-        "succeeded"
-    );
     app.wait_idle().await;
 }
 
@@ -137,7 +119,8 @@ async fn a_trace_shows_history_retries_a_replayed_failure_the_invoice_and_texts(
     assert_eq!(app.sim.sms_messages_to(&phone).len(), 2);
 
     let trace = cli_json(&app, &["orders", "trace", &reference]);
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let (status, over_http) = get(&format!("{base}/admin/api/orders/{reference}")).await;
     assert_eq!(status, 200, "{over_http}");
     assert_eq!(
@@ -265,24 +248,13 @@ async fn a_trace_shows_history_retries_a_replayed_failure_the_invoice_and_texts(
     app.cleanup().await;
 }
 
-/// ALPH's config points at the primary account (domain.md §1's mistake).
-fn alph_on_the_primary_account(toml: &mut String) {
-    *toml = toml
-        .replace("stores = [\"ALPH\"]", "stores = []")
-        .replace("stores = [\"BETA\"]", "stores = [\"ALPH\", \"BETA\"]");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_of_an_order_the_courier_does_not_know_names_the_wrong_account() {
     let mut app =
         TestApp::spawn_with(two_stores(10), FAST_POLICIES, alph_on_the_primary_account).await;
     app.start_worker(&[]);
     for kind in [JobKind::ImportOrders, JobKind::FetchTracking] {
-        let id = app.enqueue_one(NewJob::for_store(kind, "ALPH")).await;
-        assert_eq!(
-            app.wait_final(id).await.last().unwrap().outcome,
-            "succeeded"
-        );
+        app.run_ok(NewJob::for_store(kind, "ALPH")).await;
     }
     let refs: Vec<String> =
         sqlx::query_scalar("SELECT reference FROM orders WHERE store = 'ALPH' ORDER BY id")
@@ -337,7 +309,8 @@ async fn the_trace_of_an_order_the_courier_does_not_know_names_the_wrong_account
         "not_found"
     );
 
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let (status, trace) = get(&format!("{base}/admin/api/orders/{polled}")).await;
     assert_eq!(status, 200);
     let first = trace["diagnosis"][0].as_str().unwrap();
@@ -484,7 +457,8 @@ async fn orders_stuck_lists_exactly_the_aged_unsettled_orders_per_store() {
         trace["diagnosis"]
     );
 
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let (status, over_http) = get(&format!("{base}/admin/api/orders/stuck?days=3")).await;
     assert_eq!(
         status, 200,
@@ -551,7 +525,8 @@ async fn an_unknown_reference_is_a_404_and_a_failed_command_with_hints() {
     let empty = stderr(&["orders", "trace", " "]);
     assert!(empty.contains("the order reference is empty"), "{empty}");
 
-    let (base, _stop) = serve(&app).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
     let (status, body) = get(&format!("{base}/admin/api/orders/BETA-999999")).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "no order with reference 'BETA-999999'");

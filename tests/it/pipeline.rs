@@ -6,7 +6,7 @@ use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use ordersync_simulator::Service;
 
-use crate::helpers::{two_stores, TestApp, FAST_POLICIES};
+use crate::helpers::{alph_on_the_primary_account, outcomes, two_stores, TestApp, FAST_POLICIES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alph_orders_are_found_with_alph_own_key_only() {
@@ -58,13 +58,6 @@ async fn alph_orders_are_found_with_alph_own_key_only() {
         "each unknown reference is counted: {detail}"
     );
     wrong.cleanup().await;
-}
-
-/// ALPH's config points at the primary account (the field report's mistake).
-fn alph_on_the_primary_account(toml: &mut String) {
-    *toml = toml
-        .replace("stores = [\"ALPH\"]", "stores = []")
-        .replace("stores = [\"BETA\"]", "stores = [\"ALPH\", \"BETA\"]");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,17 +265,12 @@ async fn a_final_status_stops_polling() {
     app.import_and_track().await;
     let (_, reference, _) = a_tracked_order(&app, "BETA").await;
     app.sim.set_courier_status(&reference, 50);
-    let first = app
-        .enqueue_one(NewJob::for_order(
-            JobKind::RefreshStatus,
-            "BETA",
-            &reference,
-        ))
-        .await;
-    assert_eq!(
-        app.wait_final(first).await.last().unwrap().outcome,
-        "succeeded"
-    );
+    app.run_ok(NewJob::for_order(
+        JobKind::RefreshStatus,
+        "BETA",
+        &reference,
+    ))
+    .await;
     let requests = app.sim.request_count(Service::Courier);
     let second = app
         .enqueue_one(NewJob::for_order(
@@ -301,19 +289,9 @@ async fn a_final_status_stops_polling() {
     app.cleanup().await;
 }
 
-async fn payable_order(app: &TestApp, store: &str, method: &str) -> (String, i64) {
-    let order = app.sim.add_shop_order(store, method, "processing", false);
-    let id = app
-        .enqueue_one(NewJob::for_store(JobKind::ImportOrders, store))
-        .await;
-    assert_eq!(
-        app.wait_final(id).await.last().unwrap().outcome,
-        "succeeded"
-    );
-    (
-        format!("{store}-{}", order["number"].as_str().unwrap()),
-        order["id"].as_i64().unwrap(),
-    )
+/// One processing order paid by `method`, added to `store`'s shop and imported.
+async fn payable_order(app: &TestApp, store: &str, method: &str) -> String {
+    app.import_new_orders(store, 1, method).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +299,7 @@ async fn two_workers_racing_create_one_invoice() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
     app.start_worker(&[]);
-    let (reference, _) = payable_order(&app, "BETA", "cod").await;
+    let reference = payable_order(&app, "BETA", "cod").await;
     app.sim.set_knobs(
         Service::Erp,
         ordersync_simulator::Knobs {
@@ -332,7 +310,7 @@ async fn two_workers_racing_create_one_invoice() {
     let jobs: Vec<NewJob> = (0..6)
         .map(|_| NewJob::for_order(JobKind::CreateInvoice, "BETA", &reference))
         .collect();
-    let ids: Vec<uuid::Uuid> = app.enqueue(jobs).await.iter().map(|e| e.job_id).collect();
+    let ids = app.enqueue_ids(jobs).await;
     let mut outcomes = Vec::new();
     for id in ids {
         outcomes.push(app.wait_final(id).await.last().unwrap().outcome.clone());
@@ -365,18 +343,13 @@ async fn two_workers_racing_create_one_invoice() {
 async fn an_invoice_already_in_the_erp_is_skipped_not_duplicated() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
-    let (reference, _) = payable_order(&app, "ALPH", "instapay").await;
-    let first = app
-        .enqueue_one(NewJob::for_order(
-            JobKind::CreateInvoice,
-            "ALPH",
-            &reference,
-        ))
-        .await;
-    assert_eq!(
-        app.wait_final(first).await.last().unwrap().outcome,
-        "succeeded"
-    );
+    let reference = payable_order(&app, "ALPH", "instapay").await;
+    app.run_ok(NewJob::for_order(
+        JobKind::CreateInvoice,
+        "ALPH",
+        &reference,
+    ))
+    .await;
     // Our database forgets the invoice (e.g. restored from a backup): the ERP look-up still finds it.
     sqlx::query("DELETE FROM invoices")
         .execute(&app.db)
@@ -447,7 +420,7 @@ async fn a_pending_payment_is_deferred_then_invoiced() {
 async fn an_unknown_payment_method_fails_permanently_naming_it() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
-    let (reference, _) = payable_order(&app, "BETA", "paypal").await;
+    let reference = payable_order(&app, "BETA", "paypal").await;
     let job = app
         .enqueue_one(NewJob::for_order(
             JobKind::CreateInvoice,
@@ -472,7 +445,7 @@ async fn an_unknown_payment_method_fails_permanently_naming_it() {
 async fn an_erp_timestamp_mismatch_is_retried_not_failed() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
-    let (reference, _) = payable_order(&app, "BETA", "cod").await;
+    let reference = payable_order(&app, "BETA", "cod").await;
     app.sim.fail_next(Service::Erp, 1, 417, None);
     let job = app
         .enqueue_one(NewJob::for_order(
@@ -493,7 +466,7 @@ async fn an_erp_timestamp_mismatch_is_retried_not_failed() {
 async fn a_transient_5xx_succeeds_after_retries_with_growing_delays() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
-    let (reference, _) = payable_order(&app, "ALPH", "cod").await;
+    let reference = payable_order(&app, "ALPH", "cod").await;
     app.sim.fail_next(Service::Erp, 3, 503, None);
     let job = app
         .enqueue_one(NewJob::for_order(
@@ -503,8 +476,10 @@ async fn a_transient_5xx_succeeds_after_retries_with_growing_delays() {
         ))
         .await;
     let runs = app.wait_final(job).await;
-    let outcomes: Vec<&str> = runs.iter().map(|r| r.outcome.as_str()).collect();
-    assert_eq!(outcomes, vec!["retry", "retry", "retry", "succeeded"]);
+    assert_eq!(
+        outcomes(&runs),
+        vec!["retry", "retry", "retry", "succeeded"]
+    );
     let policy = app.deps.policies.get(JobKind::CreateInvoice);
     let mut ceilings = Vec::new();
     for r in &runs[..3] {
@@ -543,7 +518,7 @@ async fn a_transient_5xx_succeeds_after_retries_with_growing_delays() {
 async fn retry_after_from_the_provider_is_honoured() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
-    let (reference, _) = payable_order(&app, "ALPH", "cod").await;
+    let reference = payable_order(&app, "ALPH", "cod").await;
     app.sim.fail_next(Service::Erp, 1, 429, Some(1));
     let job = app
         .enqueue_one(NewJob::for_order(

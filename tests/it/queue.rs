@@ -6,16 +6,7 @@ use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
 use serde_json::json;
 
-use crate::helpers::{two_stores, TestApp};
-
-fn noops(n: usize, args: serde_json::Value) -> Vec<NewJob> {
-    (0..n)
-        .map(|_| NewJob {
-            args: args.clone(),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .collect()
-}
+use crate::helpers::{noop, noops, outcomes, redis, two_stores, TestApp};
 
 async fn runs_with_outcome(app: &TestApp, outcome: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE outcome = $1")
@@ -106,19 +97,12 @@ async fn an_idle_worker_starts_a_new_job_well_under_a_second() {
 async fn a_permanent_failure_runs_once_and_apalis_never_retries_it() {
     let mut app = TestApp::spawn(two_stores(1)).await;
     app.start_worker(&[JobKind::Noop]);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "permanent"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
+    let id = app.enqueue_one(noop(json!({"fail": "permanent"}))).await;
     let runs = app.wait_final(id).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].outcome, "failed");
     app.wait_idle().await;
-    let mut conn = ordersync::queue::connect(&crate::helpers::redis_url())
-        .await
-        .unwrap();
+    let mut conn = redis().await;
     let keys = app
         .deps
         .enqueuer
@@ -140,16 +124,10 @@ async fn a_permanent_failure_runs_once_and_apalis_never_retries_it() {
 async fn transient_failures_stop_at_the_attempt_budget() {
     let mut app = TestApp::spawn(two_stores(1)).await;
     app.start_worker(&[JobKind::Noop]);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "transient"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
+    let id = app.enqueue_one(noop(json!({"fail": "transient"}))).await;
     let runs = app.wait_final(id).await;
-    let outcomes: Vec<&str> = runs.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(
-        outcomes,
+        outcomes(&runs),
         vec!["retry", "retry", "failed"],
         "max_attempts = 3 in the test policy"
     );
@@ -165,12 +143,7 @@ async fn transient_failures_stop_at_the_attempt_budget() {
 async fn a_panicking_handler_is_a_failed_attempt_not_a_loop() {
     let mut app = TestApp::spawn(two_stores(1)).await;
     app.start_worker(&[JobKind::Noop]);
-    let id = app
-        .enqueue_one(NewJob {
-            args: json!({"fail": "panic"}),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .await;
+    let id = app.enqueue_one(noop(json!({"fail": "panic"}))).await;
     let runs = app.wait_final(id).await;
     assert_eq!(runs.len(), 3);
     assert!(runs
@@ -197,9 +170,7 @@ async fn a_bulk_enqueue_records_every_job_in_the_ledger_first() {
             .await
             .unwrap();
     assert_eq!(recorded, 2_500);
-    let mut conn = ordersync::queue::connect(&crate::helpers::redis_url())
-        .await
-        .unwrap();
+    let mut conn = redis().await;
     let depth = ordersync::queue::depth::depth(&mut conn, &app.namespace, JobKind::Noop)
         .await
         .unwrap();
@@ -222,9 +193,7 @@ async fn a_live_job_is_not_held_back_by_a_bulk_backlog() {
         .await
         .unwrap();
     app.start_worker(&[JobKind::Noop]);
-    let mut conn = ordersync::queue::connect(&crate::helpers::redis_url())
-        .await
-        .unwrap();
+    let mut conn = redis().await;
     app.eventually("the backfill to be under way", || async {
         let done = runs_with_outcome(&app, "succeeded").await;
         (done > 0).then_some(())

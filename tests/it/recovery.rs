@@ -8,11 +8,11 @@ use ordersync::queue::NewJob;
 use ordersync_simulator::Service;
 use serde_json::json;
 
-use crate::helpers::{kill9, two_stores, TestApp};
+use crate::helpers::{kill9, noops, outcomes, redis, two_stores, TestApp, FAST_POLICIES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_during_a_backoff_loses_no_job() {
-    let app = TestApp::spawn_with(two_stores(3), &crate::helpers::FAST_POLICIES.replace(
+    let app = TestApp::spawn_with(two_stores(3), &FAST_POLICIES.replace(
         "[jobs.create_invoice]\nmax_attempts = 5\nbackoff_base_ms = 40\nbackoff_cap_ms = 1000",
         "[jobs.create_invoice]\nmax_attempts = 5\nbackoff_base_ms = 1500\nbackoff_cap_ms = 1500",
     ), |_| {})
@@ -44,10 +44,7 @@ async fn a_worker_killed_during_a_backoff_loses_no_job() {
     // The wait lives in Redis: a new process picks the retry up when it is due.
     let mut replacement = app.spawn_worker_process(&[]);
     let runs = app.wait_final(job).await;
-    assert_eq!(
-        runs.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(),
-        vec!["retry", "succeeded"]
-    );
+    assert_eq!(outcomes(&runs), vec!["retry", "succeeded"]);
     assert_ne!(
         runs[0].worker, runs[1].worker,
         "the retry ran on the new process"
@@ -61,22 +58,10 @@ async fn a_worker_killed_during_a_backoff_loses_no_job() {
 async fn a_crashed_workers_jobs_are_back_within_60_seconds() {
     let app = TestApp::spawn(two_stores(1)).await;
     let mut doomed = app.spawn_worker_process(&[JobKind::Noop]);
-    let ids: Vec<uuid::Uuid> = app
-        .enqueue(
-            (0..20)
-                .map(|_| NewJob {
-                    args: json!({"sleep_ms": 60_000}),
-                    ..NewJob::for_store(JobKind::Noop, "BETA")
-                })
-                .collect(),
-        )
-        .await
-        .iter()
-        .map(|e| e.job_id)
-        .collect();
-    let conn = ordersync::queue::connect(&crate::helpers::redis_url())
-        .await
-        .unwrap();
+    let ids = app
+        .enqueue_ids(noops(20, json!({"sleep_ms": 60_000})))
+        .await;
+    let conn = redis().await;
     app.eventually("the worker to take every job", || {
         let conn = conn.clone();
         let ns = app.namespace.clone();

@@ -3,7 +3,7 @@
 use ordersync::domain::JobKind;
 use tokio::sync::oneshot;
 
-use crate::helpers::{two_stores, TestApp};
+use crate::helpers::{redis, two_stores, TestApp};
 
 fn every_second(kind: JobKind) -> Vec<ordersync::domain::schedule::Entry> {
     ordersync::domain::schedule::entries(&[(kind, "* * * * * *".to_owned())]).unwrap()
@@ -80,9 +80,7 @@ async fn a_store_job_is_not_enqueued_again_while_the_previous_one_is_pending() {
     let app = TestApp::spawn(two_stores(3)).await;
     // No worker: the first tick's jobs stay pending.
     let schedulers = vec![start_scheduler(&app, JobKind::FetchTracking)];
-    let conn = ordersync::queue::connect(&crate::helpers::redis_url())
-        .await
-        .unwrap();
+    let conn = redis().await;
     let pattern = format!("{}:scheduler:fetch_tracking:ALPH:*", app.namespace);
     app.eventually("three ticks to be claimed", || {
         let mut conn = conn.clone();
@@ -113,15 +111,7 @@ async fn a_store_job_is_not_enqueued_again_while_the_previous_one_is_pending() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_with_a_revoked_key_does_not_hold_back_the_others() {
     let mut app = TestApp::spawn(two_stores(3)).await;
-    let alph_key = app
-        .sim
-        .config()
-        .stores
-        .iter()
-        .find(|s| s.code == "ALPH")
-        .unwrap()
-        .courier_key
-        .clone();
+    let alph_key = app.courier_key("ALPH");
     app.sim.revoke_key(&alph_key);
     app.start_worker(&[]);
     let schedulers = vec![start_scheduler(&app, JobKind::FetchTracking)];

@@ -7,22 +7,12 @@ use std::time::{Duration, Instant};
 
 use ordersync::domain::JobEnvelope;
 use ordersync::domain::JobKind;
-use ordersync::queue::NewJob;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{kill9, redis_url, two_stores, TestApp, DEADLINE};
-
-fn noops(n: usize, args: serde_json::Value) -> Vec<NewJob> {
-    (0..n)
-        .map(|_| NewJob {
-            args: args.clone(),
-            ..NewJob::for_store(JobKind::Noop, "BETA")
-        })
-        .collect()
-}
+use crate::helpers::{kill9, noops, outcomes_and_classes, redis, two_stores, TestApp, DEADLINE};
 
 /// Send SIGTERM (libc is not a dependency).
 fn terminate(child: &std::process::Child) {
@@ -78,7 +68,7 @@ async fn runs_by_job(app: &TestApp) -> HashMap<Uuid, Vec<(String, Option<String>
 }
 
 async fn noop_depth(app: &TestApp) -> ordersync::queue::depth::Depth {
-    let mut conn = ordersync::queue::connect(&redis_url()).await.unwrap();
+    let mut conn = redis().await;
     ordersync::queue::depth::depth(&mut conn, &app.namespace, JobKind::Noop)
         .await
         .unwrap()
@@ -107,7 +97,7 @@ async fn sigterm_lets_running_jobs_finish_and_hands_back_the_rest_at_once() {
     );
     let n = 100;
     let envelopes = app.enqueue(noops(n, json!({"sleep_ms": 1_500}))).await;
-    let mut conn = ordersync::queue::connect(&redis_url()).await.unwrap();
+    let mut conn = redis().await;
     app.eventually("four jobs running", || {
         let mut conn = conn.clone();
         let envelopes = &envelopes;
@@ -189,7 +179,7 @@ async fn a_job_outliving_the_shutdown_timeout_is_handed_back_and_completes() {
     jobs.extend(noops(8, json!(null)));
     let envelopes = app.enqueue(jobs).await;
     let (long, quick) = envelopes.split_at(2);
-    let mut conn = ordersync::queue::connect(&redis_url()).await.unwrap();
+    let mut conn = redis().await;
     app.eventually("the long jobs running and the rest fetched", || {
         let mut conn = conn.clone();
         let app = &app;
@@ -219,12 +209,8 @@ async fn a_job_outliving_the_shutdown_timeout_is_handed_back_and_completes() {
     let mut next = app.spawn_worker_process_with(&[JobKind::Noop], &[]);
     for envelope in long {
         let runs = app.wait_final(envelope.job_id).await;
-        let outcomes: Vec<(&str, Option<&str>)> = runs
-            .iter()
-            .map(|r| (r.outcome.as_str(), r.error_class.as_deref()))
-            .collect();
         assert_eq!(
-            outcomes,
+            outcomes_and_classes(&runs),
             vec![("retry", Some("worker_died")), ("succeeded", None)],
             "the cut-off attempt is on record, then the job completes"
         );

@@ -4,23 +4,14 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use ordersync::domain::JobKind;
 use ordersync::queue::NewJob;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{two_stores, TestApp};
+use crate::helpers::{serve_api_with, two_stores, ApiServer, TestApp, ADMIN_TOKEN};
 
-async fn serve(app: &TestApp) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut state =
-        ordersync::http::AppState::new(app.deps.clone(), &app.config, SecretString::from("admin"));
-    state.webhook_body_limit = 64 * 1024;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ordersync::http::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    (base, tx)
+/// The API with a 64 KiB webhook body limit (the 413 case sends 70 KiB).
+async fn serve(app: &TestApp) -> ApiServer {
+    serve_api_with(app, |state| state.webhook_body_limit = 64 * 1024).await
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -30,13 +21,6 @@ fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 const BETA_SECRET: &str = "whsec_demo_beta";
-
-async fn jobs_enqueued(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM jobs")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
 
 async fn post(base: &str, store: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
     let mut req = reqwest::Client::new()
@@ -57,7 +41,8 @@ async fn post(base: &str, store: &str, body: &[u8], headers: &[(&str, &str)]) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_order_update_is_upserted_and_enqueues_its_invoice_once() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve(&app).await;
+    let api = serve(&app).await;
+    let base = &api.base;
     let order = app.sim.add_shop_order("BETA", "cod", "processing", false);
     let body = serde_json::to_vec(&order).unwrap();
     let signature = sign(BETA_SECRET, &body);
@@ -66,7 +51,7 @@ async fn a_signed_order_update_is_upserted_and_enqueues_its_invoice_once() {
         ("x-wc-webhook-signature", signature.as_str()),
         ("x-wc-webhook-topic", "order.updated"),
     ];
-    let (status, reply) = post(&base, "BETA", &body, &headers).await;
+    let (status, reply) = post(base, "BETA", &body, &headers).await;
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply["enqueued"][0]["kind"], "create_invoice");
     let reference = format!("BETA-{}", order["number"].as_str().unwrap());
@@ -83,17 +68,18 @@ async fn a_signed_order_update_is_upserted_and_enqueues_its_invoice_once() {
         .unwrap();
     assert_eq!(stored, "processing");
     // WooCommerce redelivers the same change: nothing new is enqueued.
-    let before = jobs_enqueued(&app).await;
-    let (status, reply) = post(&base, "BETA", &body, &headers).await;
+    let before = app.count("SELECT count(*) FROM jobs").await;
+    let (status, reply) = post(base, "BETA", &body, &headers).await;
     assert_eq!((status, reply["duplicate"].clone()), (200, json!(true)));
-    assert_eq!(jobs_enqueued(&app).await, before);
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, before);
     app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_webhooks_get_a_clear_error_and_enqueue_nothing() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve(&app).await;
+    let api = serve(&app).await;
+    let base = &api.base;
     let order = app.sim.add_shop_order("BETA", "cod", "processing", false);
     let body = serde_json::to_vec(&order).unwrap();
     let good = sign(BETA_SECRET, &body);
@@ -152,7 +138,7 @@ async fn bad_webhooks_get_a_clear_error_and_enqueue_nothing() {
     for (store, body, extra, status, needle) in cases {
         let mut headers: Vec<(&str, &str)> = vec![json_ct];
         headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        let (got, reply) = post(&base, store, &body, &headers).await;
+        let (got, reply) = post(base, store, &body, &headers).await;
         assert_eq!(got, status, "{store} {needle}: {reply}");
         assert!(
             reply["error"].as_str().unwrap_or_default().contains(needle),
@@ -160,7 +146,7 @@ async fn bad_webhooks_get_a_clear_error_and_enqueue_nothing() {
         );
     }
     let (got, reply) = post(
-        &base,
+        base,
         "BETA",
         &body,
         &[
@@ -175,7 +161,7 @@ async fn bad_webhooks_get_a_clear_error_and_enqueue_nothing() {
         .unwrap()
         .contains("expected Content-Type application/json"));
     assert_eq!(
-        jobs_enqueued(&app).await,
+        app.count("SELECT count(*) FROM jobs").await,
         0,
         "no bad webhook enqueued anything"
     );
@@ -185,16 +171,17 @@ async fn bad_webhooks_get_a_clear_error_and_enqueue_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unsigned_ping_gets_exactly_200() {
     let app = TestApp::spawn(two_stores(1)).await;
-    let (base, _stop) = serve(&app).await;
+    let api = serve(&app).await;
+    let base = &api.base;
     let (status, _) = post(
-        &base,
+        base,
         "ALPH",
         b"webhook_id=42",
         &[("content-type", "application/x-www-form-urlencoded")],
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(jobs_enqueued(&app).await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
     // A tracked order's update also refreshes its courier status.
     let mut app = app;
     app.start_worker(&[]);
@@ -222,7 +209,7 @@ async fn the_unsigned_ping_gets_exactly_200() {
     let body = serde_json::to_vec(&changed).unwrap();
     let signature = sign("whsec_demo_alph", &body);
     let (status, reply) = post(
-        &base,
+        base,
         "ALPH",
         &body,
         &[
@@ -247,7 +234,8 @@ async fn a_courier_status_webhook_refreshes_the_matching_order() {
     let mut app = TestApp::spawn(two_stores(5)).await;
     app.start_worker(&[]);
     app.import_and_track().await;
-    let (base, _stop) = serve(&app).await;
+    let api = serve(&app).await;
+    let base = &api.base;
     let reference: String = sqlx::query_scalar(
         "SELECT reference FROM orders WHERE store = 'BETA' AND courier_order_id IS NOT NULL
           AND status NOT IN ('delivered', 'cancelled', 'returned') LIMIT 1",
@@ -258,24 +246,24 @@ async fn a_courier_status_webhook_refreshes_the_matching_order() {
     let event = json!({"event": "OrderStatusChanged", "payload": {"external_order_id": reference, "status": 41}});
     let body =
         base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event).unwrap());
-    let (status, reply) = post_to(&base, "courier/primary", body.as_bytes(), "text/plain").await;
+    let (status, reply) = post_to(base, "courier/primary", body.as_bytes(), "text/plain").await;
     assert_eq!(status, 202, "{reply}");
     let job: uuid::Uuid = reply["job_id"].as_str().unwrap().parse().unwrap();
     let runs = app.wait_final(job).await;
     assert_eq!(runs.last().unwrap().outcome, "succeeded");
     // ALPH's account does not serve BETA's orders.
     let (status, reply) = post_to(
-        &base,
+        base,
         "courier/alph",
         serde_json::to_vec(&event).unwrap().as_slice(),
         "application/json",
     )
     .await;
     assert_eq!((status, reply["matched"].clone()), (200, json!(false)));
-    let (status, reply) = post_to(&base, "courier/nobody", b"{}", "application/json").await;
+    let (status, reply) = post_to(base, "courier/nobody", b"{}", "application/json").await;
     assert_eq!(status, 404, "{reply}");
     let (status, reply) = post_to(
-        &base,
+        base,
         "courier/primary",
         br#"{"event":"OrderStatusChanged","payload":{}}"#,
         "application/json",
@@ -305,7 +293,8 @@ async fn post_to(base: &str, path: &str, body: &[u8], content_type: &str) -> (u1
 async fn the_admin_sync_trigger_enqueues_with_source_admin() {
     let mut app = TestApp::spawn(two_stores(3)).await;
     app.start_worker(&[]);
-    let (base, _stop) = serve(&app).await;
+    let api = serve(&app).await;
+    let base = &api.base;
     let http = reqwest::Client::new();
     let url = format!("{base}/admin/api/sync");
     let unauthorized = http
@@ -317,7 +306,7 @@ async fn the_admin_sync_trigger_enqueues_with_source_admin() {
     assert_eq!(unauthorized.status(), 401);
     let reply: Value = http
         .post(&url)
-        .bearer_auth("admin")
+        .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"store": "ALPH", "kind": "import_orders"}))
         .send()
         .await
@@ -355,7 +344,7 @@ async fn the_admin_sync_trigger_enqueues_with_source_admin() {
     ] {
         let resp = http
             .post(&url)
-            .bearer_auth("admin")
+            .bearer_auth(ADMIN_TOKEN)
             .json(&body)
             .send()
             .await
