@@ -54,7 +54,10 @@ pub(crate) async fn run(g: &GlobalArgs, command: SmsCommand) -> anyhow::Result<(
     match command {
         SmsCommand::Unknown { store, limit, json } => {
             let db = crate::ledger::connect(&g.database_url, 2).await?;
-            let texts = crate::ledger::sms::unknown(&db, store.as_deref(), limit).await?;
+            let mut texts = crate::ledger::sms::unknown(&db, store.as_deref(), limit).await?;
+            for t in &mut texts {
+                t.phone = crate::redact::mask_phone(&t.phone);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&texts)?);
                 return Ok(());
@@ -65,7 +68,7 @@ pub(crate) async fn run(g: &GlobalArgs, command: SmsCommand) -> anyhow::Result<(
                     t.claimed_at.format("%Y-%m-%d %H:%M:%S"),
                     t.reference,
                     t.status,
-                    crate::trace::mask_phone(&t.phone),
+                    t.phone,
                     t.job_id,
                     t.message
                 );

@@ -28,9 +28,12 @@ pub async fn unknown(
     Query(q): Query<UnknownQuery>,
 ) -> Result<Json<Vec<crate::ledger::sms::UnknownText>>, ApiError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
-    Ok(Json(
-        crate::ledger::sms::unknown(&state.deps.db, q.store.as_deref(), limit).await?,
-    ))
+    let mut texts = crate::ledger::sms::unknown(&state.deps.db, q.store.as_deref(), limit).await?;
+    // As in the order trace: enough of the number to match it, not the number.
+    for t in &mut texts {
+        t.phone = crate::redact::mask_phone(&t.phone);
+    }
+    Ok(Json(texts))
 }
 
 /// Body of `POST /sms/resend`: one text (`order` and `status`) or `all`.

@@ -47,12 +47,14 @@ fn envelope(kind: JobKind, store: &str, order_ref: Option<&str>, source: Source)
         source,
         replay_of: None,
         ready_at: None,
+        infra_retries: 0,
     }
 }
 
 /// Record `envelopes` in `jobs` under [`NAMESPACE`].
 async fn insert_jobs(db: &PgPool, envelopes: &[&JobEnvelope]) {
-    let inserted = ordersync::ledger::jobs::insert(db, NAMESPACE, envelopes)
+    let rows: Vec<_> = envelopes.iter().map(|e| (*e, None)).collect();
+    let inserted = ordersync::ledger::jobs::insert(db, NAMESPACE, &rows)
         .await
         .unwrap();
     assert_eq!(inserted, envelopes.len() as u64);
@@ -86,6 +88,7 @@ fn run(job_id: Uuid, run: u32, outcome: RunOutcome) -> RunRecord {
         error_message: None,
         http_status: None,
         next_run_at: None,
+        next_envelope: None,
         detail: None,
     }
 }
@@ -115,6 +118,7 @@ fn dead_letter(job_id: Uuid, kind: JobKind, store: &str, message: &str) -> NewDe
         store: store.to_owned(),
         order_ref: None,
         payload: json!({"job_id": job_id}),
+        raw_payload: None,
         attempts: 3,
         outcome: "failed",
         error_class: FailureClass::Test,

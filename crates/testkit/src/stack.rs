@@ -219,7 +219,14 @@ impl Stack {
     /// Postgres or Redis failed.
     pub async fn open_job_whereabouts(&self, deps: &Deps) -> anyhow::Result<String> {
         use ordersync::domain::{JobEnvelope, Lane};
-        let open: Vec<(uuid::Uuid, i32, Option<serde_json::Value>, serde_json::Value, chrono::DateTime<chrono::Utc>)> =
+        type OpenRow = (
+            uuid::Uuid,
+            i32,
+            Option<serde_json::Value>,
+            serde_json::Value,
+            chrono::DateTime<chrono::Utc>,
+        );
+        let open: Vec<OpenRow> =
             sqlx::query_as(
                 "SELECT o.job_id, o.run, o.envelope, j.payload, o.due_at FROM open_jobs o JOIN jobs j USING (job_id)
                  ORDER BY o.job_id",

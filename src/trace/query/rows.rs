@@ -7,9 +7,8 @@ use uuid::Uuid;
 
 use crate::domain::NormalizedStatus;
 use crate::ledger::runs::RunRow;
-use crate::trace::model::{
-    mask_phone, StoreJob, TracedDeadLetter, TracedJob, TracedOrder, TracedSms,
-};
+use crate::redact::mask_phone;
+use crate::trace::model::{StoreJob, TracedDeadLetter, TracedJob, TracedOrder, TracedSms};
 
 /// A row of [`super::ORDER_SQL`].
 #[derive(sqlx::FromRow)]

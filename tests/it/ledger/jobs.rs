@@ -19,7 +19,7 @@ async fn a_job_is_recorded_once_as_first_enqueued() {
     );
     assert_eq!(jobs::insert(&t.db, NAMESPACE, &[]).await.unwrap(), 0);
     assert_eq!(
-        jobs::insert(&t.db, NAMESPACE, &[&import, &refresh])
+        jobs::insert(&t.db, NAMESPACE, &[(&import, None), (&refresh, None)])
             .await
             .unwrap(),
         2
@@ -34,7 +34,7 @@ async fn a_job_is_recorded_once_as_first_enqueued() {
     };
     let fresh = envelope(JobKind::SendSms, "ALPH", Some("ALPH-1"), Source::Job);
     assert_eq!(
-        jobs::insert(&t.db, NAMESPACE, &[&again, &fresh])
+        jobs::insert(&t.db, NAMESPACE, &[(&again, None), (&fresh, None)])
             .await
             .unwrap(),
         1,

@@ -69,7 +69,7 @@ async fn queue_counts_split_lanes_and_count_only_the_last_minute() {
     history(db, CreateInvoice, Source::Cli, &[Succeeded], None).await;
     // Another namespace's queue is not ours.
     let foreign = envelope(Noop, "BETA", None, Source::Cli);
-    ordersync::ledger::jobs::insert(db, "another-namespace", &[&foreign])
+    ordersync::ledger::jobs::insert(db, "another-namespace", &[(&foreign, None)])
         .await
         .unwrap();
     runs_ending(db, foreign.job_id, &[Failed]).await;
