@@ -463,7 +463,7 @@ const LOGIN_HTML: &str = include_str!("dashboard/login.html");
 /// others are imported by relative path (`./api.js`), so every module is
 /// served flat under `assets/` beside it, each one a separate asset with its
 /// own ETag.
-const SCRIPT_MODULES: [(&str, &str); 13] = [
+const SCRIPT_MODULES: [(&str, &str); 14] = [
     ("app.js", include_str!("dashboard/app.js")),
     ("dom.js", include_str!("dashboard/dom.js")),
     ("format.js", include_str!("dashboard/format.js")),
@@ -477,6 +477,7 @@ const SCRIPT_MODULES: [(&str, &str); 13] = [
     ("job.js", include_str!("dashboard/job.js")),
     ("orders.js", include_str!("dashboard/orders.js")),
     ("stuck.js", include_str!("dashboard/stuck.js")),
+    ("texts.js", include_str!("dashboard/texts.js")),
 ];
 
 /// Browsers run a module only when it is served as JavaScript.

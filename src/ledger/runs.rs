@@ -191,7 +191,7 @@ pub async fn insert<'a>(
              DELETE FROM open_jobs o USING latest r
              WHERE o.job_id = r.job_id AND r.outcome NOT IN ('retry', 'deferred')
          )
-         UPDATE open_jobs o SET run = r.run + 1, envelope = n.envelope, due_at = r.next_run_at
+         UPDATE open_jobs o SET run = r.run + 1, envelope = n.envelope, due_at = COALESCE(r.next_run_at, now())
          FROM latest r JOIN UNNEST($1::uuid[], $2::int[], $13::jsonb[]) AS n(job_id, run, envelope)
               ON n.job_id = r.job_id AND n.run = r.run
          -- Batches commit concurrently: an older delivery's row never moves

@@ -24,4 +24,5 @@ mod queue;
 mod recovery;
 mod scheduler;
 mod shutdown;
+mod texts;
 mod webhooks;

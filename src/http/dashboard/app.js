@@ -10,7 +10,7 @@
 //   poll.js     refreshing the current view, the "Live" indicator
 //   resolve.js  replay / discard failed jobs
 //   values.js   rendering arbitrary JSON values
-//   overview.js, failed.js, job.js, orders.js, stuck.js: one per view
+//   overview.js, failed.js, job.js, orders.js, stuck.js, texts.js: one per view
 //
 // Everything is built with DOM calls (never innerHTML with data), so nothing
 // a job, an order or an error message contains can run as script; the
@@ -24,6 +24,7 @@ import { ordersView } from "./orders.js";
 import { overviewView } from "./overview.js";
 import { connectionFailed, renderLive, showView, visibilityChanged } from "./poll.js";
 import { stuckView } from "./stuck.js";
+import { textsView } from "./texts.js";
 import { closeFlash, pageError } from "./ui.js";
 
 window.addEventListener("error", (e) => pageError(e.message || "script error"));
@@ -54,6 +55,8 @@ function route() {
       return { nav: "failed", title: "Failed jobs", make: (root) => failedView(root) };
     case "jobs":
       return { nav: "failed", title: "Job", make: (root) => jobView(root, parts[1] || "") };
+    case "texts":
+      return { nav: "texts", title: "Texts of unknown fate", make: (root) => textsView(root) };
     case "orders":
       if (parts[1] === "stuck") return { nav: "orders", title: "Stuck orders", make: (root) => stuckView(root) };
       return { nav: "orders", title: parts[1] ? `Order ${parts[1]}` : "Orders", make: (root) => ordersView(root, parts[1]) };

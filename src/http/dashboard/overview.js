@@ -33,10 +33,11 @@ export function overviewView(root) {
   let last = {};
   return {
     async refresh() {
-      const [q, s, g] = await Promise.all([
+      const [q, s, g, t] = await Promise.all([
         load(`${API}/queues`),
         load(`${API}/stores`),
         load(`${API}/jobs/failed`),
+        load(`${API}/sms/unknown`),
       ]);
       updateFailedCount(g);
       const key = (x) => JSON.stringify(x);
@@ -48,13 +49,13 @@ export function overviewView(root) {
         replaceContent(stores, s ? storesTable(s.stores || []) : unavailable("Store freshness", "/stores"));
         replaceContent(storesStamp, s && s.generated_at ? ["as of ", timeAgo(s.generated_at)] : []);
       }
-      if (key([q, s, g]) !== last.all) replaceContent(cards, summaryCards(q, s, g));
-      last = { q: key(q), s: key(s), all: key([q, s, g]) };
+      if (key([q, s, g, t]) !== last.all) replaceContent(cards, summaryCards(q, s, g, t));
+      last = { q: key(q), s: key(s), all: key([q, s, g, t]) };
     },
   };
 }
 
-function summaryCards(q, s, groups) {
+function summaryCards(q, s, groups, unknownTexts) {
   const rows = (q && q.queues) || [];
   const sum = (field) => rows.reduce((n, r) => n + (Number(r[field]) || 0), 0);
   const maxLag = rows.reduce((m, r) => Math.max(m, Number(r.oldest_pending_age_secs) || 0), 0);
@@ -73,9 +74,13 @@ function summaryCards(q, s, groups) {
       card("Failed / min", fmtNum(sum("failed_last_minute")), sum("failed_last_minute") ? "warn" : null),
     );
     if (starved) out.push(card("No workers", `${plural(starved, "queue")}`, "bad"));
+    if (q.processes !== undefined) out.push(card("Worker processes", fmtNum(q.processes), q.processes ? null : "bad"));
+    const missing = sum("missing");
+    if (missing) out.push(card("Missing from Redis", fmtNum(missing), "bad"));
   }
   out.push(card("Open failures", fmtNum(open), open ? "bad" : null, "#/failed"));
   if (s) out.push(card("Stale stores", fmtNum(stale), stale ? "warn" : null));
+  if (unknownTexts) out.push(card("Texts of unknown fate", fmtNum(unknownTexts.length), unknownTexts.length ? "warn" : null, "#/texts"));
   return out;
 }
 
@@ -95,7 +100,7 @@ function queuesTable(rows) {
         "tr",
         {},
         h("th", {}, "Queue"),
-        ["Pending", "Scheduled", "In flight", "Failed", "Oldest pending", "Done/min", "Failed/min", "Retried/min", "Workers"].map((t) =>
+        ["Pending", "Scheduled", "In flight", "Failed", "Oldest pending", "Done/min", "Failed/min", "Retried/min", "Missing", "Reconciled/h", "Workers"].map((t) =>
           h("th", { class: "num" }, t),
         ),
       ),
@@ -121,6 +126,8 @@ function queuesTable(rows) {
           numCell(r.completed_last_minute),
           numCell(r.failed_last_minute, r.failed_last_minute ? "is-warn" : ""),
           numCell(r.retried_last_minute),
+          numCell(r.missing, r.missing ? "is-bad" : ""),
+          numCell(r.reconciled_last_hour, r.reconciled_last_hour ? "is-warn" : ""),
           h(
             "td",
             { class: `num ${starved ? "is-bad" : r.workers ? "" : "zero"}` },
