@@ -30,6 +30,8 @@ pub mod config;
 pub mod domain;
 pub mod failures;
 pub mod http;
+pub mod input;
+pub mod intake;
 pub mod jobs;
 pub mod ledger;
 pub mod ops;

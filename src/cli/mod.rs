@@ -165,6 +165,9 @@ pub enum Command {
         /// The dashboard's login sessions.
         #[command(flatten)]
         dashboard: crate::http::dashboard::DashboardArgs,
+        /// Timeouts and caps of the HTTP side.
+        #[command(flatten)]
+        limits: crate::http::limits::LimitArgs,
     },
 }
 
@@ -191,7 +194,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { action } => jobs::jobs_command(g, action).await,
         Command::Orders { action } => orders::run(g, action).await,
         Command::Summary { json } => stores::summary(g, json).await,
-        Command::Api { listen, dashboard } => serve::api(g, listen, dashboard).await,
+        Command::Api {
+            listen,
+            dashboard,
+            limits,
+        } => serve::api(g, listen, dashboard, limits).await,
         Command::Backfill { what } => enqueue::backfill(g, what).await,
         Command::Scheduler => serve::scheduler(g).await,
     }

@@ -50,7 +50,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     })?;
     // The courier's copy may lack our reference spelling; we asked by id.
     observation.reference = order.reference.clone();
-    let (changes, _) = orders::observe_courier(
+    let (changes, _, stale) = orders::observe_courier(
         &deps.db,
         &order.store,
         &[observation.clone()],
@@ -71,5 +71,6 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         "courier_label": observation.label,
         "status": observation.status,
         "changed_from": changes.first().map(|c| c.from.clone()),
+        "stale": stale > 0,
     }))))
 }

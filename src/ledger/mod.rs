@@ -9,6 +9,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod ops;
 pub mod orders;
+pub mod rejected;
 pub mod runs;
 pub mod sms;
 pub mod summary;
