@@ -38,8 +38,8 @@ pub fn parse_since(
             .and_then(|back| now.checked_sub_signed(back))
             .ok_or_else(|| {
                 format!(
-                    "{parameter} '{text}' is out of range: durations reach back at most to year 1 \
-                     (e.g. 2h, 3d, 52w)"
+                    "{parameter} '{text}' is out of range: it reaches back past the earliest \
+                     date there is (use e.g. 2h, 3d, 52w)"
                 )
             });
     }

@@ -137,6 +137,7 @@ pub fn check(store: &str, order: &WooOrder) -> Result<ImportedOrder, Rejection> 
     .into_iter()
     .flatten()
     .map(strip_nul)
+    .filter(|part| !part.trim().is_empty())
     .collect::<Vec<_>>()
     .join(" ");
     let mut raw = order.raw.clone();

@@ -26,6 +26,7 @@ pub(crate) async fn api(
     let mut state = crate::http::AppState::new(deps, &config, token);
     state.dashboard = dashboard.settings();
     state.limits = limits.limits();
+    state.courier_webhook_rate = limits.courier_webhook_rate;
     crate::http::serve(listener, state, crate::startup::shutdown_signal()).await
 }
 

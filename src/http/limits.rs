@@ -8,10 +8,14 @@
 //!   before a byte is read, or as soon as a chunked body passes it;
 //! - **time**: the whole body must arrive within the body timeout (408), and
 //!   tower-http's `RequestBodyTimeoutLayer` also ends a body that stalls;
-//! - **memory**: every byte read is taken from one [`BodyBudget`] shared by
-//!   all unauthenticated bodies in flight; when it is spent the request is
-//!   answered 503 with `Retry-After` instead of buffering more, so stalled
-//!   or slow senders cannot hold more than the budget between them;
+//! - **memory**: a body that declares at most [`SMALL_BODY`] bytes (every
+//!   real order webhook: a few KiB) is bounded by the connection cap times
+//!   that size (32 MiB at the defaults) and needs nothing else, so no
+//!   attacker can starve real webhooks of memory. Every byte of a larger or
+//!   undeclared (chunked) body is taken from one [`BodyBudget`] shared by all
+//!   of them; when it is spent the request is answered 503 with
+//!   `Retry-After` instead of buffering more, so stalled or slow senders of
+//!   large bodies cannot hold more than the budget between them;
 //! - **what is read at all**: requests that cannot be authenticated (no
 //!   signature, an unknown store or account) are answered before the body.
 
@@ -25,7 +29,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::Refusal;
 
-/// Default budget shared by all unauthenticated bodies being read.
+/// A body declaring at most this many bytes is read without the budget: the
+/// connection cap bounds how many there can be.
+pub const SMALL_BODY: u64 = 64 * 1024;
+/// Default budget shared by the large unauthenticated bodies being read.
 pub const DEFAULT_BODY_BUDGET: usize = 32 * 1024 * 1024;
 /// Default time for a whole unauthenticated body to arrive.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -99,11 +106,12 @@ pub async fn read_body(
             format!("body is larger than {} bytes", rules.limit),
         )
     };
-    if let Some(declared) = content_length(headers) {
-        if declared > rules.limit as u64 {
-            return Err(too_large());
-        }
+    let declared = content_length(headers);
+    if declared.is_some_and(|n| n > rules.limit as u64) {
+        return Err(too_large());
     }
+    // hyper never delivers more than a declared length.
+    let budgeted = declared.is_none_or(|n| n > SMALL_BODY);
     let read = async {
         let mut body = body;
         let mut held: Option<OwnedSemaphorePermit> = None;
@@ -122,7 +130,8 @@ pub async fn read_body(
                 return Err(too_large());
             }
             let need = u32::try_from(chunk.len()).map_err(|_| too_large())?;
-            if need == 0 {
+            if need == 0 || !budgeted {
+                bytes.extend_from_slice(&chunk);
                 continue;
             }
             let permit = rules
@@ -223,6 +232,12 @@ pub struct LimitArgs {
     #[arg(long, env = "ORDERSYNC_TRUST_FORWARDED_FOR",
           value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub trust_forwarded_for: bool,
+    /// Courier webhook events one courier account may send per second (all
+    /// api replicas together); past it they are answered 429.
+    #[arg(long, env = "ORDERSYNC_COURIER_WEBHOOK_RATE",
+          default_value_t = crate::http::webhooks::DEFAULT_COURIER_RATE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub courier_webhook_rate: u32,
 }
 
 /// The limits every part of the HTTP side reads.
@@ -362,6 +377,27 @@ mod tests {
         );
         drop(body);
         assert_eq!(r.budget.available(), 50);
+    }
+
+    #[tokio::test]
+    async fn small_declared_bodies_do_not_wait_for_the_budget() {
+        let r = rules(100_000, 10);
+        let body = read_body(
+            Body::from("x".repeat(50)),
+            &headers(&[("content-length", "50")]),
+            &r,
+        )
+        .await
+        .unwrap();
+        assert_eq!(body.bytes.len(), 50);
+        let err = read_body(Body::from("x".repeat(50)), &HeaderMap::new(), &r)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "undeclared bodies are budgeted"
+        );
     }
 
     #[tokio::test]

@@ -111,6 +111,9 @@ async fn api_metrics(State(state): State<AppState>) -> Result<Response, ApiError
     let snapshot = queue_snapshot(&state).await?;
     let stores = ops::stores::freshness(&state.deps.db, &state.config).await?;
     let mut text = ops::metrics::render_system_gauges(&snapshot, &stores);
+    text.push_str(&super::rejected::render_gauge(
+        &crate::ledger::rejected::open_counts(&state.deps.db).await?,
+    ));
     text.push_str(&ops::metrics::recorder().render());
     Ok(prometheus_text(text))
 }

@@ -60,6 +60,23 @@ pub async fn rejected_orders(
     }))
 }
 
+/// The open rejections per store as a Prometheus gauge
+/// (`ordersync_rejected_orders`), read from the ledger on each scrape like
+/// the other shared-state gauges.
+pub fn render_gauge(open: &[(String, i64)]) -> String {
+    let mut text = String::from(
+        "# HELP ordersync_rejected_orders Shop orders that could not be stored and are not resolved, by store.\n\
+         # TYPE ordersync_rejected_orders gauge\n",
+    );
+    for (store, count) in open {
+        text.push_str(&format!(
+            "ordersync_rejected_orders{{store=\"{}\"}} {count}\n",
+            store.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+    }
+    text
+}
+
 /// 400 for a request whose path or query string holds a control character
 /// (`%00` and friends), naming the parameter: no filter, reference or id
 /// contains one, and Postgres cannot store or compare NUL.

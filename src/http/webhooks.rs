@@ -110,6 +110,13 @@ pub async fn woocommerce(
             format!("unknown store '{}'", store.escape_debug()),
         ));
     };
+    // Too large is too large, signed or not: say so before anything else.
+    if limits::content_length(&headers).is_some_and(|n| n > state.webhook_body_limit as u64) {
+        return Err(bad(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body is larger than {} bytes", state.webhook_body_limit),
+        ));
+    }
     let media = limits::media_type(&headers);
     let signature = headers
         .get("x-wc-webhook-signature")
@@ -473,6 +480,22 @@ mod tests {
             assert_eq!(v["payload"]["external_order_id"], "ALPH-1001");
         }
         assert!(decode_courier_event(b"%%%").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn courier_bodies_never_panic_the_decoder(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_courier_event(&body);
+        }
+
+        #[test]
+        fn only_the_real_signature_matches(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), guess in "[A-Za-z0-9+/=]{0,64}") {
+            let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+            mac.update(&body);
+            let real = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            proptest::prop_assert!(signature_matches(b"s3cret", &body, &real));
+            proptest::prop_assert_eq!(signature_matches(b"s3cret", &body, &guess), guess.trim() == real);
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ mod cli;
 mod dashboard;
 mod failures;
 mod helpers;
+mod hostile;
+mod hostile_props;
 mod janitor;
 mod ops;
 mod orders;
