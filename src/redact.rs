@@ -44,6 +44,26 @@ static PARAMETER: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid pattern")
 });
 
+/// What follows the credential in a header value: after an optional scheme
+/// word (`Basic`, `Token`, ...) and the token itself.
+fn header_value_rest(value: &str) -> &str {
+    let trimmed = value.trim_start();
+    let token_end = |s: &str| {
+        s.find(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '\''))
+            .unwrap_or(s.len())
+    };
+    let first = token_end(trimmed);
+    let after_first = &trimmed[first..];
+    let scheme = ["basic", "bearer", "token", "digest", "apikey"]
+        .contains(&trimmed[..first].to_ascii_lowercase().as_str());
+    if scheme && !after_first.trim_start().is_empty() {
+        let second = after_first.trim_start();
+        &second[token_end(second)..]
+    } else {
+        after_first
+    }
+}
+
 /// Whether a word after `Basic`/`Bearer`/`Token` looks like a credential
 /// rather than prose ("token expired" stays readable).
 fn looks_like_credential(word: &str) -> bool {
@@ -69,11 +89,18 @@ pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
         }
     }
     let out = HEADER.replace_all(&out, |c: &Captures<'_>| {
-        if c[3].trim().is_empty() {
-            c[0].to_owned()
-        } else {
-            format!("{}{}{REDACTED}", &c[1], &c[2])
+        let value = &c[3];
+        if value.trim().is_empty() {
+            return c[0].to_owned();
         }
+        // A cookie header is a list: all of it goes. Otherwise the value is
+        // an optional scheme and one credential; what follows is kept.
+        let rest = if c[1].to_ascii_lowercase().contains("cookie") {
+            ""
+        } else {
+            header_value_rest(value)
+        };
+        format!("{}{}{REDACTED}{rest}", &c[1], &c[2])
     });
     let out = SCHEME.replace_all(&out, |c: &Captures<'_>| {
         if looks_like_credential(&c[3]) {

@@ -118,10 +118,16 @@ pub async fn read_body(
         let mut bytes = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
-                Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("the request body could not be read: {e}"),
-                )
+                let inner = e.into_inner();
+                if inner.is::<tower_http::timeout::TimeoutError>() {
+                    // The body stalled (the inactivity layer noticed first).
+                    body_timed_out(rules.timeout)
+                } else {
+                    Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("the request body could not be read: {inner}"),
+                    )
+                }
             })?;
             let Ok(chunk) = frame.into_data() else {
                 continue;
@@ -153,15 +159,17 @@ pub async fn read_body(
     };
     tokio::time::timeout(rules.timeout, read)
         .await
-        .map_err(|_| {
-            Refusal::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {}",
-                    humantime::format_duration(rules.timeout)
-                ),
-            )
-        })?
+        .map_err(|_| body_timed_out(rules.timeout))?
+}
+
+fn body_timed_out(timeout: Duration) -> Refusal {
+    Refusal::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request body did not arrive within {}",
+            humantime::format_duration(timeout)
+        ),
+    )
 }
 
 fn busy() -> Refusal {
