@@ -27,6 +27,8 @@ use super::percentile;
 
 /// The api's peak RSS must stay under this.
 pub(crate) const RSS_LIMIT_MB: f64 = 128.0;
+/// How soon an attacker the api closed connects again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// What the section needs.
 pub(crate) struct Setup<'a> {
@@ -114,6 +116,7 @@ pub(crate) async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let idle_rss = rss_mb(pid, "VmRSS:");
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicU64::new(0));
     let kinds = [
@@ -129,6 +132,9 @@ pub(crate) async fn run(
             while !stop.load(Ordering::Relaxed) {
                 opened.fetch_add(1, Ordering::Relaxed);
                 let _ = attack(addr, kind, &stop).await;
+                // Come straight back, but not in a hot loop: this is a
+                // slow-connection attack, not a bandwidth flood.
+                tokio::time::sleep(RECONNECT_PAUSE).await;
             }
         }));
     }
@@ -160,13 +166,14 @@ pub(crate) async fn run(
     results.insert("abuse_webhook_p50_ms", percentile(&latencies, 0.50));
     results.insert("abuse_webhook_p99_ms", percentile(&latencies, 0.99));
     results.insert("abuse_api_rss_mb", peak);
+    results.insert("abuse_api_rss_idle_mb", idle_rss);
     results.insert("abuse_webhooks_sent", latencies.len() as f64);
     results.insert(
         "abuse_attack_connections",
         opened.load(Ordering::Relaxed) as f64,
     );
     println!(
-        "(i) {} signed webhooks at {}/s during {} stalled or slow connections ({} opened in all); api peak RSS {peak:.1} MiB",
+        "(i) {} signed webhooks at {}/s during {} stalled or slow connections ({} opened in all); api RSS {idle_rss:.1} MiB idle, {peak:.1} MiB peak",
         latencies.len(),
         load.webhook_rate,
         load.connections,
