@@ -115,7 +115,13 @@ pub async fn read_body(
     let read = async {
         let mut body = body;
         let mut held: Option<OwnedSemaphorePermit> = None;
-        let mut bytes = Vec::new();
+        // A small declared body is allocated once; a large one grows exactly
+        // (never to twice what the budget counted).
+        let mut bytes = Vec::with_capacity(if budgeted {
+            0
+        } else {
+            declared.unwrap_or(0) as usize
+        });
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 let inner = e.into_inner();
@@ -150,6 +156,7 @@ pub async fn read_body(
                 Some(h) => h.merge(permit),
                 None => held = Some(permit),
             }
+            bytes.reserve_exact(chunk.len());
             bytes.extend_from_slice(&chunk);
         }
         Ok(BudgetedBody {

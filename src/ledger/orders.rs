@@ -215,6 +215,10 @@ pub struct StatusChange {
     pub code: i32,
 }
 
+/// One row of [`observe_courier`]'s statement: order id, reference, old and
+/// new status, code, whether it changed, whether the observation was stale.
+type ObservedRow = (i64, String, Option<String>, String, i32, bool, bool);
+
 /// Apply courier observations to `store`'s orders: fill tracking numbers and
 /// courier ids, record the raw and normalized status, and append history on
 /// every change (the first observation included). Returns the changes, how
@@ -248,7 +252,7 @@ pub async fn observe_courier(
     let statuses: Vec<&str> = observations.iter().map(|o| o.status.as_str()).collect();
     let updated_at: Vec<Option<DateTime<Utc>>> =
         observations.iter().map(|o| o.updated_at).collect();
-    let rows: Vec<(i64, String, Option<String>, String, i32, bool, bool)> = sqlx::query_as(
+    let rows: Vec<ObservedRow> = sqlx::query_as(
         "WITH seen AS (
              SELECT * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::text[],
                                   $9::timestamptz[])
