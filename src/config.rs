@@ -97,6 +97,10 @@ pub struct CourierAccountConfig {
     pub key_env: String,
     /// Store codes this account serves.
     pub stores: Vec<String>,
+    /// Optional: environment variable holding the secret the courier's
+    /// webhook must present (in its URL path or `X-Ordersync-Token`).
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
 }
 
 fn default_courier_provider() -> String {
@@ -216,6 +220,8 @@ pub struct CourierAccount {
     pub key: SecretString,
     /// Stores it serves (active ones).
     pub stores: Vec<String>,
+    /// The secret its webhook must present, if one is configured.
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// The loaded, validated configuration.
@@ -241,6 +247,8 @@ pub struct Config {
     pub policies: Policies,
     /// Bearer token of the admin API (`None`: the API is not configured).
     pub admin_token: Option<SecretString>,
+    /// The environment variable the admin token came from (for messages).
+    pub admin_token_env: Option<String>,
     /// The scheduler's (kind, cron expression) pairs.
     pub schedule: Vec<(JobKind, String)>,
 }
@@ -334,6 +342,13 @@ impl Config {
                     &format!("courier account {} key", account.name),
                 )?,
                 stores,
+                webhook_secret: match &account.webhook_secret_env {
+                    Some(var) => Some(secret(
+                        var,
+                        &format!("courier account {} webhook secret", account.name),
+                    )?),
+                    None => None,
+                },
             });
         }
         let mut stores = Vec::new();
@@ -405,6 +420,7 @@ impl Config {
         Ok(Config {
             schedule,
             admin_token,
+            admin_token_env: file.admin.as_ref().map(|a| a.token_env.clone()),
             erp_key: secret(&file.erp.api_key_env, "ERP API key")?,
             erp_secret: secret(&file.erp.api_secret_env, "ERP API secret")?,
             sms_key: secret(&file.sms.api_key_env, "SMS API key")?,

@@ -12,6 +12,8 @@
 //!   [`accounts`] (the store -> account mapping) to [`providers`] (the HTTP
 //!   clients of Maystro, WooCommerce, ERPNext, mNotify and their error
 //!   classification).
+//! - [`intake`]: shop orders coming in (imports, webhooks) sanitized,
+//!   checked and stored one by one, latest wins, refusals recorded.
 //! - [`ledger`]: the job ledger, orders and claims in Postgres: every
 //!   outcome lands here.
 //! - [`failures`]: dead letters grouped, replayed, discarded; [`trace`]: one
@@ -20,7 +22,7 @@
 //!
 //! Underneath all of them: [`domain`], the shared vocabulary (job kinds,
 //! envelopes, retry policies, statuses, payment rules), which imports
-//! nothing of ours; [`config`] and [`redact`]. Wiring: [`startup`] (the
+//! nothing of ours; [`config`], [`redact`] and [`input`]. Wiring: [`startup`] (the
 //! composition root) and [`telemetry`].
 
 pub mod accounts;
@@ -30,6 +32,8 @@ pub mod config;
 pub mod domain;
 pub mod failures;
 pub mod http;
+pub mod input;
+pub mod intake;
 pub mod jobs;
 pub mod ledger;
 pub mod ops;

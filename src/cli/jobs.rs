@@ -25,16 +25,17 @@ pub struct FailedFilter {
 
 impl FailedFilter {
     fn to_filter(&self) -> anyhow::Result<crate::ledger::dead_letters::Filter> {
+        for (name, value) in [("--store", &self.store), ("--grep", &self.grep)] {
+            if let Some(value) = value {
+                crate::input::plain_text(name, value).map_err(anyhow::Error::msg)?;
+            }
+        }
         let since = match &self.since {
             None => None,
-            Some(s) => Some(match humantime::parse_duration(s) {
-                Ok(d) => chrono::Utc::now() - chrono::Duration::from_std(d)?,
-                Err(_) => chrono::DateTime::parse_from_rfc3339(s)
-                    .with_context(|| {
-                        format!("--since '{s}' is neither a duration (2h, 3d) nor an RFC 3339 time")
-                    })?
-                    .with_timezone(&chrono::Utc),
-            }),
+            Some(s) => Some(
+                crate::input::parse_since("--since", s, chrono::Utc::now())
+                    .map_err(anyhow::Error::msg)?,
+            ),
         };
         Ok(crate::ledger::dead_letters::Filter {
             kind: self.kind.map(|k| k.as_str().to_owned()),
@@ -189,11 +190,9 @@ pub(crate) async fn jobs_command(g: &GlobalArgs, action: JobsCommand) -> anyhow:
         JobsCommand::Replay(selection) => resolve(g, selection, true).await,
         JobsCommand::Discard(selection) => resolve(g, selection, false).await,
         JobsCommand::Prune { older_than } => {
-            let age = humantime::parse_duration(&older_than).with_context(|| {
-                format!("--older-than '{older_than}' is not a duration (e.g. 90d)")
-            })?;
+            let before = crate::input::parse_age("--older-than", &older_than, chrono::Utc::now())
+                .map_err(anyhow::Error::msg)?;
             let db = crate::ledger::connect(&g.database_url, 2).await?;
-            let before = chrono::Utc::now() - chrono::Duration::from_std(age)?;
             let n = crate::ledger::dead_letters::prune(&db, before).await?;
             println!("pruned {n} failed-job record(s) older than {older_than}");
             Ok(())

@@ -173,6 +173,9 @@ pub enum Command {
         /// The dashboard's login sessions.
         #[command(flatten)]
         dashboard: crate::http::dashboard::DashboardArgs,
+        /// Timeouts and caps of the HTTP side.
+        #[command(flatten)]
+        limits: crate::http::limits::LimitArgs,
     },
 }
 
@@ -200,7 +203,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Orders { action } => orders::run(g, action).await,
         Command::Sms { action } => sms::run(g, action).await,
         Command::Summary { json } => stores::summary(g, json).await,
-        Command::Api { listen, dashboard } => serve::api(g, listen, dashboard).await,
+        Command::Api {
+            listen,
+            dashboard,
+            limits,
+        } => serve::api(g, listen, dashboard, limits).await,
         Command::Backfill { what } => enqueue::backfill(g, what).await,
         Command::Scheduler => serve::scheduler(g).await,
     }

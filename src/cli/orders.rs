@@ -41,6 +41,24 @@ pub enum OrdersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Shop orders that could not be stored (a total out of range, a
+    /// reference collision, an unreadable field), each naming the field and
+    /// why; open ones unless --all.
+    Rejected {
+        /// Only this store.
+        #[arg(long)]
+        store: Option<String>,
+        /// Include the ones a later version of the order resolved.
+        #[arg(long)]
+        all: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = crate::http::rejected::DEFAULT_LIMIT,
+              value_parser = clap::value_parser!(i64).range(1..=crate::http::rejected::MAX_LIMIT))]
+        limit: i64,
+        /// JSON output (the admin API's shape).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Run an `orders` command.
@@ -87,6 +105,66 @@ pub(crate) async fn run(g: &GlobalArgs, command: OrdersCommand) -> anyhow::Resul
                 print!("{}", render::render_stuck(&stuck));
             }
         }
+        OrdersCommand::Rejected {
+            store,
+            all,
+            limit,
+            json,
+        } => rejected(&db, store.as_deref(), all, limit, json).await?,
     }
+    Ok(())
+}
+
+/// `ordersync orders rejected`.
+async fn rejected(
+    db: &sqlx::PgPool,
+    store: Option<&str>,
+    all: bool,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::ledger::rejected;
+    if let Some(store) = store {
+        crate::input::plain_text("--store", store).map_err(anyhow::Error::msg)?;
+    }
+    let open: std::collections::BTreeMap<String, i64> =
+        rejected::open_counts(db).await?.into_iter().collect();
+    let orders = rejected::list(db, store, all, limit).await?;
+    if json {
+        let reply = crate::http::rejected::RejectedReply { open, orders };
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+        return Ok(());
+    }
+    if orders.is_empty() {
+        println!("no rejected orders{}", if all { "" } else { " open" });
+        return Ok(());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<6} {:>10} {:<14} {:<18} {:>5} {:<20} reason",
+        "store", "shop id", "reference", "field", "seen", "last seen"
+    );
+    for o in &orders {
+        let _ = writeln!(
+            out,
+            "{:<6} {:>10} {:<14} {:<18} {:>5} {:<20} {}{}",
+            o.store,
+            o.shop_order_id,
+            o.reference.as_deref().unwrap_or("-"),
+            o.field,
+            o.times_seen,
+            o.last_seen_at.format("%Y-%m-%d %H:%M:%S"),
+            o.reason,
+            if o.resolved_at.is_some() {
+                " (resolved)"
+            } else {
+                ""
+            },
+        );
+    }
+    let total: i64 = open.values().sum();
+    let _ = writeln!(out, "{total} open rejected order(s)");
+    print!("{out}");
     Ok(())
 }

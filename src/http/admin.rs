@@ -25,7 +25,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/sync", post(sync))
         // A static segment wins over a capture in axum, so `stuck` is never a reference.
         .route("/orders/stuck", get(crate::http::orders::stuck_orders))
+        .route(
+            "/orders/rejected",
+            get(crate::http::rejected::rejected_orders),
+        )
         .route("/orders/{reference}", get(crate::http::orders::trace_order))
+        .route_layer(axum::middleware::from_fn(
+            crate::http::rejected::refuse_control_characters,
+        ))
         .route_layer(from_fn_with_state(state, require_admin))
 }
 
@@ -47,26 +54,25 @@ pub struct FilterParams {
 
 impl FilterParams {
     fn to_filter(&self) -> Result<Filter, ApiError> {
+        let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+        for (name, value) in [
+            ("kind", &self.kind),
+            ("store", &self.store),
+            ("grep", &self.grep),
+            ("fingerprint", &self.fingerprint),
+        ] {
+            if let Some(value) = value {
+                crate::input::plain_text(name, value).map_err(bad)?;
+            }
+        }
         if let Some(kind) = &self.kind {
-            kind.parse::<crate::domain::JobKind>()
-                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+            kind.parse::<crate::domain::JobKind>().map_err(bad)?;
         }
         let since = match &self.since {
             None => None,
-            Some(s) => Some(match humantime::parse_duration(s) {
-                Ok(d) => {
-                    chrono::Utc::now()
-                        - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-                }
-                Err(_) => chrono::DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| {
-                        ApiError(
-                            StatusCode::BAD_REQUEST,
-                            format!("since '{s}' is neither a duration (2h) nor an RFC 3339 time"),
-                        )
-                    })?
-                    .with_timezone(&chrono::Utc),
-            }),
+            Some(s) => {
+                Some(crate::input::parse_since("since", s, chrono::Utc::now()).map_err(bad)?)
+            }
         };
         Ok(Filter {
             kind: self.kind.clone(),
@@ -152,6 +158,9 @@ async fn resolve(
     replay: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let filter = body.filter.to_filter()?;
+    if let Some(by) = &body.by {
+        crate::input::plain_text("by", by).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    }
     let ids = failures::select(
         &state.deps.db,
         &body.ids,
@@ -160,7 +169,11 @@ async fn resolve(
         filter,
     )
     .await
-    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    .map_err(|e| match e.downcast::<sqlx::Error>() {
+        // The ledger failing is ours to log, not the client's to read.
+        Ok(db) => ApiError::from(db),
+        Err(e) => ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")),
+    })?;
     let by = format!("api:{}", body.by.as_deref().unwrap_or("admin"));
     let mut summary = Summary::default();
     let mut results: Vec<Resolution> = Vec::with_capacity(ids.len());

@@ -4,9 +4,14 @@
 
 pub mod admin;
 pub mod dashboard;
+pub mod limits;
+pub mod maintenance;
 pub mod ops;
 pub mod orders;
+pub mod rejected;
+pub mod server;
 pub mod texts;
+pub mod throttle;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -34,6 +39,14 @@ pub struct AppState {
     pub webhook_body_limit: usize,
     /// Courier account name -> the stores it serves.
     pub courier_accounts: Arc<std::collections::HashMap<String, Vec<String>>>,
+    /// Courier account name -> the secret its webhook must present, if set.
+    pub courier_webhook_secrets: Arc<std::collections::HashMap<String, Option<SecretString>>>,
+    /// Courier webhook events one account may send per second.
+    pub courier_webhook_rate: u32,
+    /// Timeouts, caps and the body budget.
+    pub limits: limits::Limits,
+    /// Failed credential attempts per client.
+    pub throttle: Arc<throttle::Throttle>,
     /// The configuration (stores and their accounts, for freshness).
     pub config: Arc<crate::config::Config>,
     /// The dashboard's session settings.
@@ -61,16 +74,37 @@ impl AppState {
                     .map(|a| (a.name.clone(), a.stores.clone()))
                     .collect(),
             ),
+            courier_webhook_secrets: Arc::new(
+                config
+                    .courier_accounts
+                    .iter()
+                    .map(|a| (a.name.clone(), a.webhook_secret.clone()))
+                    .collect(),
+            ),
+            courier_webhook_rate: webhooks::DEFAULT_COURIER_RATE,
+            limits: limits::Limits::default(),
+            throttle: Arc::new(throttle::Throttle::default()),
             config: Arc::new(config.clone()),
             dashboard: dashboard::Settings::default(),
         }
     }
 }
 
+/// Content-Security-Policy of every response that does not set its own
+/// (the dashboard's pages do): JSON and text load nothing and frame nothing.
+const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// The whole router.
+///
+/// Every response carries the security headers (`X-Content-Type-Options`,
+/// `X-Frame-Options`, `Referrer-Policy`, a Content-Security-Policy,
+/// `Cache-Control: no-store`) unless a route set its own. Webhooks must be
+/// answered within the request timeout; no request body may stall past the
+/// body timeout; credential attempts are throttled per client.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(ops::routes(state.clone()))
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let limits = state.limits.clone();
+    let webhooks = Router::new()
         .route(
             "/webhooks/woocommerce/{store}",
             axum::routing::post(webhooks::woocommerce),
@@ -79,9 +113,85 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/courier/{account}",
             axum::routing::post(webhooks::courier),
         )
+        .route(
+            "/webhooks/courier/{account}/{token}",
+            axum::routing::post(webhooks::courier_with_token),
+        )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ));
+    let header = |name: header::HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, header::HeaderValue::from_static(value))
+    };
+    Router::new()
+        .merge(ops::routes(state.clone()))
+        .merge(webhooks)
         .nest("/admin/api", admin::routes(state.clone()))
         .merge(dashboard::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::throttle_credentials,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(
+            header::CONTENT_SECURITY_POLICY,
+            API_CONTENT_SECURITY_POLICY,
+        ))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
         .with_state(state)
+}
+
+/// A refusal with a status, a JSON `{"error": ...}` body and, when the
+/// client should come back later, `Retry-After`.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The status.
+    pub status: StatusCode,
+    /// What is wrong, for the client.
+    pub message: String,
+    /// Seconds the client should wait before trying again.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Refusal {
+    /// A refusal with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// Ask the client to wait `secs` before trying again.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = ApiError(self.status, self.message).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::new(e.0, e.1)
+    }
 }
 
 /// A JSON error: `{"error": "..."}` with a status.
@@ -148,7 +258,9 @@ pub async fn require_admin(
     next.run(request).await
 }
 
-/// Serve `router(state)` on `listener` until `shutdown` resolves.
+/// Serve `router(state)` on `listener` until `shutdown` resolves, with the
+/// connection limits of `state.limits` (see [`server`]), and run the api's
+/// periodic upkeep ([`maintenance`]) meanwhile.
 ///
 /// # Errors
 /// The server failed.
@@ -157,8 +269,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    // Install the recorder now, so counters from the first request are kept.
+    let _ = crate::ops::metrics::recorder();
+    let upkeep = tokio::spawn(maintenance::run(state.deps.db.clone()));
+    let served = server::serve(
+        listener,
+        router(state.clone()),
+        state.limits.server,
+        shutdown,
+    )
+    .await;
+    upkeep.abort();
+    served
 }

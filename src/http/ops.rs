@@ -112,6 +112,9 @@ async fn api_metrics(State(state): State<AppState>) -> Result<Response, ApiError
     let stores = ops::stores::freshness(&state.deps.db, &state.config).await?;
     let unknown_texts = crate::ledger::sms::unknown_counts(&state.deps.db).await?;
     let mut text = ops::metrics::render_system_gauges(&snapshot, &stores, &unknown_texts);
+    text.push_str(&super::rejected::render_gauge(
+        &crate::ledger::rejected::open_counts(&state.deps.db).await?,
+    ));
     text.push_str(&ops::metrics::recorder().render());
     Ok(prometheus_text(text))
 }

@@ -67,7 +67,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
 
     // Status changes and their texts commit together (see refresh_status).
     let mut tx = deps.db.begin().await?;
-    let (changes, matched) =
+    let (changes, matched, stale) =
         orders::observe_courier(&mut *tx, store, &observations, envelope.job_id).await?;
     let texts = send_sms::jobs_for_changes(store, &changes);
     let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
@@ -80,21 +80,29 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         "courier_orders": listed,
         "matched": matched,
         "status_changes": changes.len(),
+        "stale": stale,
         "unknown_refs": unknown.len(),
         "unknown_sample": unknown.iter().take(UNKNOWN_SAMPLE).collect::<Vec<_>>(),
     }))))
 }
 
-/// What one courier order tells us, if it carries our reference.
+/// What one courier order tells us, if it carries our reference. Text is
+/// stripped of NUL characters (Postgres text cannot hold them; nothing else
+/// is lost), so no courier record can fail the statement that stores a page.
 pub fn observe(order: &MaystroOrder) -> Option<CourierObservation> {
-    let reference = order.external_order_id.clone().filter(|r| !r.is_empty())?;
+    let reference = order
+        .external_order_id
+        .as_deref()
+        .map(crate::intake::strip_nul)
+        .filter(|r| !r.is_empty())?;
     let (normalized, label) = status::map_maystro(order.status);
     Some(CourierObservation {
         reference,
-        tracking_number: order.display_id.clone(),
+        tracking_number: order.display_id.as_deref().map(crate::intake::strip_nul),
         courier_order_id: order.id,
         code: i32::try_from(order.status).unwrap_or(i32::MAX),
         label,
         status: normalized.as_str().to_owned(),
+        updated_at: order.updated_at(),
     })
 }

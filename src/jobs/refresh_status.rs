@@ -53,7 +53,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     // The status change and its text are one transaction: no change is on
     // record without its follow-up, whatever dies after the commit.
     let mut tx = deps.db.begin().await?;
-    let (changes, _) = orders::observe_courier(
+    let (changes, _, stale) = orders::observe_courier(
         &mut *tx,
         &order.store,
         std::slice::from_ref(&observation),
@@ -69,5 +69,6 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         "courier_label": observation.label,
         "status": observation.status,
         "changed_from": changes.first().map(|c| c.from.clone()),
+        "stale": stale > 0,
     }))))
 }

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod ops;
 pub mod orders;
 pub mod reconcile;
+pub mod rejected;
 pub mod runs;
 pub mod sms;
 pub mod summary;

@@ -29,17 +29,37 @@ pub struct ImportedOrder {
     pub shop_modified_at: Option<DateTime<Utc>>,
 }
 
-/// Insert or update `orders` of `store`; returns (inserted, updated).
+/// What [`upsert`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upserted {
+    /// New orders.
+    pub inserted: u64,
+    /// Orders updated with a newer (or the same) modification time.
+    pub updated: u64,
+    /// The shop ids written (inserted or updated). An order given but not
+    /// here was stale: the ledger holds a newer modification of it.
+    pub applied: Vec<i64>,
+}
+
+/// Insert or update `orders` of `store`. Latest wins: an existing order is
+/// updated only when the given one is at least as recent by the shop's
+/// modification time (`shop_modified_at`), so an older delivery or import
+/// page never rolls an order back; one without a modification time never
+/// overwrites one with it. The guard is part of the statement (`ON CONFLICT
+/// ... WHERE`), so two writers racing on one order cannot both win.
+///
+/// The orders must have distinct shop ids and references (see
+/// `crate::intake`, which also sanitizes and validates them).
 ///
 /// # Errors
-/// Postgres failed (e.g. a total that is not a number).
+/// Postgres failed (e.g. a reference another order already holds).
 pub async fn upsert(
     pool: &PgPool,
     store: &str,
     orders: &[ImportedOrder],
-) -> sqlx::Result<(u64, u64)> {
+) -> sqlx::Result<Upserted> {
     if orders.is_empty() {
-        return Ok((0, 0));
+        return Ok(Upserted::default());
     }
     let ids: Vec<i64> = orders.iter().map(|o| o.shop_order_id).collect();
     let refs: Vec<&str> = orders.iter().map(|o| o.reference.as_str()).collect();
@@ -51,7 +71,7 @@ pub async fn upsert(
     let names: Vec<Option<&str>> = orders.iter().map(|o| o.customer_name.as_deref()).collect();
     let raws: Vec<&serde_json::Value> = orders.iter().map(|o| &o.raw).collect();
     let modified: Vec<Option<DateTime<Utc>>> = orders.iter().map(|o| o.shop_modified_at).collect();
-    let rows: Vec<(bool,)> = sqlx::query_as(
+    let rows: Vec<(i64, bool)> = sqlx::query_as(
         "INSERT INTO orders (store, shop_order_id, reference, shop_status, payment_method, total,
                              currency, phone, customer_name, raw, shop_modified_at)
          SELECT $1, u.* FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::numeric[],
@@ -61,7 +81,9 @@ pub async fn upsert(
              total = EXCLUDED.total, currency = EXCLUDED.currency, phone = EXCLUDED.phone,
              customer_name = EXCLUDED.customer_name, raw = EXCLUDED.raw,
              shop_modified_at = EXCLUDED.shop_modified_at, updated_at = now()
-         RETURNING (xmax = 0)",
+         WHERE orders.shop_modified_at IS NULL
+            OR EXCLUDED.shop_modified_at >= orders.shop_modified_at
+         RETURNING shop_order_id, (xmax = 0)",
     )
     .bind(store)
     .bind(&ids)
@@ -76,8 +98,32 @@ pub async fn upsert(
     .bind(&modified)
     .fetch_all(pool)
     .await?;
-    let inserted = rows.iter().filter(|(new,)| *new).count() as u64;
-    Ok((inserted, rows.len() as u64 - inserted))
+    let inserted = rows.iter().filter(|(_, new)| *new).count() as u64;
+    Ok(Upserted {
+        inserted,
+        updated: rows.len() as u64 - inserted,
+        applied: rows.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
+/// Which of `references` other orders hold: (reference, store, shop id) of
+/// each, for telling a reference collision before it fails a statement.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn reference_holders(
+    pool: &PgPool,
+    references: &[&str],
+) -> sqlx::Result<Vec<(String, String, i64)>> {
+    if references.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT reference, store, shop_order_id FROM orders WHERE reference = ANY($1::text[])",
+    )
+    .bind(references)
+    .fetch_all(pool)
+    .await
 }
 
 /// An order as the jobs need it.
@@ -149,6 +195,9 @@ pub struct CourierObservation {
     pub label: String,
     /// Normalized status.
     pub status: String,
+    /// The courier's own time of this status (Maystro `last_update`): an
+    /// observation older than the one the ledger holds changes nothing.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// A normalized status change recorded in the history.
@@ -166,10 +215,16 @@ pub struct StatusChange {
     pub code: i32,
 }
 
+/// One row of [`observe_courier`]'s statement: order id, reference, old and
+/// new status, code, whether it changed, whether the observation was stale.
+type ObservedRow = (i64, String, Option<String>, String, i32, bool, bool);
+
 /// Apply courier observations to `store`'s orders: fill tracking numbers and
 /// courier ids, record the raw and normalized status, and append history on
-/// every change (the first observation included). Returns the changes and how
-/// many orders matched. Observations for references of other stores are ignored.
+/// every change (the first observation included). Returns the changes, how
+/// many orders were updated, and how many observations were stale (older, by
+/// the courier's `updated_at`, than what the order holds: latest wins, so they
+/// change nothing). Observations for references of other stores are ignored.
 ///
 /// One statement: the rows are locked (`FOR UPDATE`) while their old status
 /// is read, so two jobs observing one order cannot both see the old status
@@ -183,9 +238,9 @@ pub async fn observe_courier<'e>(
     store: &str,
     observations: &[CourierObservation],
     job_id: Uuid,
-) -> sqlx::Result<(Vec<StatusChange>, u64)> {
+) -> sqlx::Result<(Vec<StatusChange>, u64, u64)> {
     if observations.is_empty() {
-        return Ok((Vec::new(), 0));
+        return Ok((Vec::new(), 0, 0));
     }
     let refs: Vec<&str> = observations.iter().map(|o| o.reference.as_str()).collect();
     let tracking: Vec<Option<&str>> = observations
@@ -196,13 +251,16 @@ pub async fn observe_courier<'e>(
     let codes: Vec<i32> = observations.iter().map(|o| o.code).collect();
     let labels: Vec<&str> = observations.iter().map(|o| o.label.as_str()).collect();
     let statuses: Vec<&str> = observations.iter().map(|o| o.status.as_str()).collect();
-    let rows: Vec<(i64, String, Option<String>, String, i32, bool)> = sqlx::query_as(
+    let updated_at: Vec<Option<DateTime<Utc>>> =
+        observations.iter().map(|o| o.updated_at).collect();
+    let rows: Vec<ObservedRow> = sqlx::query_as(
         "WITH seen AS (
-             SELECT * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::text[])
-                 AS u(reference, tracking, courier_id, code, label, status)
+             SELECT * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::text[],
+                                  $9::timestamptz[])
+                 AS u(reference, tracking, courier_id, code, label, status, courier_updated_at)
          ),
          old AS (
-             SELECT o.id, o.status FROM orders o JOIN seen ON seen.reference = o.reference
+             SELECT o.id, o.status, o.courier_updated_at FROM orders o JOIN seen ON seen.reference = o.reference
              WHERE o.store = $1 ORDER BY o.id FOR UPDATE OF o
          ),
          updated AS (
@@ -210,11 +268,14 @@ pub async fn observe_courier<'e>(
                  tracking_number = COALESCE(seen.tracking, o.tracking_number),
                  courier_order_id = seen.courier_id, courier_code = seen.code,
                  courier_label = seen.label, status = seen.status,
+                 courier_updated_at = COALESCE(seen.courier_updated_at, o.courier_updated_at),
                  status_changed_at = CASE WHEN old.status IS DISTINCT FROM seen.status
                                           THEN now() ELSE o.status_changed_at END,
                  last_polled_at = now(), updated_at = now()
              FROM old JOIN seen ON true
              WHERE o.id = old.id AND seen.reference = o.reference
+               AND (old.courier_updated_at IS NULL OR seen.courier_updated_at IS NULL
+                    OR seen.courier_updated_at >= old.courier_updated_at)
              RETURNING o.id, o.reference, old.status AS old_status, seen.status AS new_status,
                        seen.code, seen.label, old.status IS DISTINCT FROM seen.status AS changed
          ),
@@ -222,7 +283,10 @@ pub async fn observe_courier<'e>(
              INSERT INTO order_status_history (order_id, status, courier_code, courier_label, job_id)
              SELECT id, new_status, code, label, $8 FROM updated WHERE changed
          )
-         SELECT id, reference, old_status, new_status, code, changed FROM updated",
+         SELECT id, reference, old_status, new_status, code, changed, false FROM updated
+         UNION ALL
+         SELECT old.id, '', NULL, '', 0, false, true FROM old
+         WHERE NOT EXISTS (SELECT 1 FROM updated WHERE updated.id = old.id)",
     )
     .bind(store)
     .bind(&refs)
@@ -232,13 +296,15 @@ pub async fn observe_courier<'e>(
     .bind(&labels)
     .bind(&statuses)
     .bind(job_id)
+    .bind(&updated_at)
     .fetch_all(db)
     .await?;
-    let matched = rows.len() as u64;
+    let stale = rows.iter().filter(|row| row.6).count() as u64;
+    let matched = rows.len() as u64 - stale;
     let changes = rows
         .into_iter()
         .filter(|row| row.5)
-        .map(|(order_id, reference, from, to, code, _)| StatusChange {
+        .map(|(order_id, reference, from, to, code, _, _)| StatusChange {
             order_id,
             reference,
             from,
@@ -246,7 +312,7 @@ pub async fn observe_courier<'e>(
             code,
         })
         .collect();
-    Ok((changes, matched))
+    Ok((changes, matched, stale))
 }
 
 /// Note that an order was polled without a change.

@@ -86,8 +86,31 @@ pub struct MaystroPage {
     /// URL of the next page; `None` on the last page.
     #[serde(default)]
     pub next: Option<String>,
-    /// The orders on this page.
+    /// The orders on this page. An entry that is not a readable order (a
+    /// status that is not a number, no id) is left out and logged, naming
+    /// it: one bad record never fails the whole page (per-record isolation).
+    #[serde(deserialize_with = "readable_orders")]
     pub results: Vec<MaystroOrder>,
+}
+
+/// The readable orders of a page's `results`; the others are logged.
+fn readable_orders<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<MaystroOrder>, D::Error> {
+    let entries = Vec::<serde_json::Value>::deserialize(deserializer)?;
+    let mut orders = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let id = entry.get("id").cloned();
+        match serde_json::from_value::<MaystroOrder>(entry) {
+            Ok(order) => orders.push(order),
+            Err(e) => tracing::warn!(
+                courier_order_id = %id.unwrap_or_default(),
+                error = %e,
+                "courier order left out: not a readable order"
+            ),
+        }
+    }
+    Ok(orders)
 }
 
 /// A Maystro order. Fields we do not name are kept in [`MaystroOrder::extra`].
@@ -118,6 +141,21 @@ impl MaystroOrder {
     /// The (French, English) labels of this order's status, if known.
     pub fn status_label(&self) -> Option<(&'static str, &'static str)> {
         status_label(self.status)
+    }
+
+    /// `last_update` as an instant, when it is a readable ISO 8601 time
+    /// (Django REST Framework writes an offset, e.g. `+01:00`; one without
+    /// is read as UTC).
+    pub fn updated_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.last_update.as_deref()?.trim();
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()
+                    .map(|t| t.and_utc())
+            })
     }
 }
 

@@ -13,8 +13,6 @@ use super::{parse_retry_after, ErrorClass, Provider, ProviderError, PROVIDER_REQ
 
 /// Longest excerpt of a response body quoted in an error message.
 const EXCERPT_CHARS: usize = 200;
-/// What replaces a credential found in a message.
-const REDACTED: &str = "[REDACTED]";
 
 /// Who we are talking to: the provider, the configured account, and the
 /// credentials that must never appear in an error.
@@ -102,8 +100,10 @@ impl Account {
         &self.name
     }
 
-    /// Ties a failure to this account, scrubbing every credential (raw and
-    /// URL-encoded) from the message: a provider may echo a key back.
+    /// Ties a failure to this account, scrubbing every credential from the
+    /// message: this account's secrets (raw and URL-encoded), and whatever
+    /// credential-shaped text a provider echoed back (headers, `Basic`/
+    /// `Bearer`/`Token` values, key and secret parameters or JSON fields).
     pub(crate) fn error(&self, failure: Failure) -> ProviderError {
         ProviderError {
             provider: self.provider,
@@ -115,20 +115,11 @@ impl Account {
         }
     }
 
-    fn redact(&self, mut message: String) -> String {
-        for secret in &self.secrets {
-            let raw = secret.expose_secret();
-            if raw.is_empty() {
-                continue;
-            }
-            let encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
-            for form in [raw, encoded.as_str()] {
-                if message.contains(form) {
-                    message = message.replace(form, REDACTED);
-                }
-            }
-        }
-        message
+    /// The message without this account's secrets or any credential a
+    /// provider echoed (see [`crate::redact::redact_credentials`]).
+    fn redact(&self, message: String) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(|s| s.expose_secret()).collect();
+        crate::redact::redact_credentials(&message, &secrets)
     }
 
     /// Classifies a reqwest failure. The error is stripped of its URL (which
@@ -419,6 +410,19 @@ mod tests {
             "invalid api key [REDACTED] (sent as ?key=[REDACTED])"
         );
         assert_eq!(err.account, "gh");
+    }
+
+    #[test]
+    fn error_redacts_echoed_authorization_headers() {
+        let account = Account::new(Provider::Woocommerce, "BETA", vec!["ck_1".into()]);
+        let err = account.error(Failure::local(
+            ErrorClass::Unauthorized,
+            "bad request; you sent Authorization: Basic Y2tfMTpjc18y and ?consumer_secret=cs_2",
+        ));
+        assert_eq!(
+            err.message,
+            "bad request; you sent Authorization: [REDACTED] and ?consumer_secret=[REDACTED]"
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@ const MODIFIED_AFTER_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 pub struct WooPage {
     /// The orders on this page.
     pub orders: Vec<WooOrder>,
+    /// Entries of this page that are not readable orders (a missing field, a
+    /// wrong type), as JSON: one bad order never fails the whole page, it is
+    /// reported on its own (see `crate::intake`).
+    pub unreadable: Vec<serde_json::Value>,
     /// Orders matching the query over all pages (`X-WP-Total`). When a proxy
     /// strips the header: the orders seen up to and including this page.
     pub total: u64,
@@ -231,23 +235,33 @@ impl WooClient {
             .http
             .get(format!("{}/orders", self.api_url))
             .query(&query);
-        let (headers, orders) = self
-            .send::<Vec<WooOrder>>(request, &format!("orders page {page}"))
+        let (headers, entries) = self
+            .send::<Vec<serde_json::Value>>(request, &format!("orders page {page}"))
             .await?;
+        let listed = entries.len();
+        let mut orders = Vec::with_capacity(listed);
+        let mut unreadable = Vec::new();
+        for entry in entries {
+            match WooOrder::deserialize(&entry) {
+                Ok(order) => orders.push(order),
+                Err(_) => unreadable.push(entry),
+            }
+        }
         let header = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        let seen = u64::from(page.saturating_sub(1)) * u64::from(per_page) + orders.len() as u64;
-        let full = orders.len() as u64 >= u64::from(per_page);
+        let seen = u64::from(page.saturating_sub(1)) * u64::from(per_page) + listed as u64;
+        let full = listed as u64 >= u64::from(per_page);
         let total = header("x-wp-total").unwrap_or(seen);
         let total_pages = header("x-wp-totalpages")
             .map(|p| u32::try_from(p).unwrap_or(u32::MAX))
             .unwrap_or(if full { page.saturating_add(1) } else { page });
         Ok(WooPage {
             orders,
+            unreadable,
             total,
             total_pages,
         })

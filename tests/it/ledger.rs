@@ -195,5 +195,6 @@ fn observation(reference: &str, code: i32, status: &str) -> CourierObservation {
         code,
         label: format!("label {code}"),
         status: status.to_owned(),
+        updated_at: None,
     }
 }

@@ -15,6 +15,8 @@ mod dashboard;
 mod failures;
 mod faults;
 mod helpers;
+mod hostile;
+mod hostile_props;
 mod janitor;
 mod ledger;
 mod ops;

@@ -247,11 +247,33 @@ async fn a_courier_status_webhook_refreshes_the_matching_order() {
     let body =
         base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event).unwrap());
     let (status, reply) = post_to(base, "courier/primary", body.as_bytes(), "text/plain").await;
-    assert_eq!(status, 202, "{reply}");
-    let job: uuid::Uuid = reply["job_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (status, reply.clone()),
+        (202, json!({"accepted": true})),
+        "{reply}"
+    );
+    // The poll is enqueued after the answer, which is the same for every reference.
+    let webhook_polls = |reference: String| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "SELECT job_id FROM jobs WHERE kind = 'refresh_status' AND source = 'webhook' AND order_ref = $1",
+            )
+            .bind(reference)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let job = app
+        .eventually("the webhook's status poll", || {
+            let polls = webhook_polls(reference.clone());
+            async move { polls.await.first().copied() }
+        })
+        .await;
     let runs = app.wait_final(job).await;
     assert_eq!(runs.last().unwrap().outcome, "succeeded");
-    // ALPH's account does not serve BETA's orders.
+    // ALPH's account does not serve BETA's orders: the same answer, no poll.
     let (status, reply) = post_to(
         base,
         "courier/alph",
@@ -259,7 +281,8 @@ async fn a_courier_status_webhook_refreshes_the_matching_order() {
         "application/json",
     )
     .await;
-    assert_eq!((status, reply["matched"].clone()), (200, json!(false)));
+    assert_eq!((status, reply), (202, json!({"accepted": true})));
+    assert_eq!(webhook_polls(reference.clone()).await.len(), 1);
     let (status, reply) = post_to(base, "courier/nobody", b"{}", "application/json").await;
     assert_eq!(status, 404, "{reply}");
     let (status, reply) = post_to(

@@ -22,6 +22,7 @@ use ordersync::queue::NewJob;
 use ordersync::startup::Settings;
 use ordersync_simulator::{Knobs, Service, SimConfig};
 
+mod abuse;
 mod reconcile;
 mod redis_memory;
 mod trace_orders;
@@ -31,6 +32,9 @@ mod trace_orders;
 pub(crate) enum BenchSection {
     /// (h) Redis memory before, during and after a million jobs.
     RedisMemory,
+    /// (i) Signed webhooks during 200 stalled or slow unauthenticated
+    /// connections against an `ordersync api` process.
+    Abuse,
 }
 
 /// `ordersync bench`.
@@ -66,6 +70,15 @@ pub(crate) struct BenchArgs {
     /// Run only this section.
     #[arg(long, value_enum)]
     pub(crate) only: Option<BenchSection>,
+    /// Stalled or slow unauthenticated connections held open in (i).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) abuse_connections: usize,
+    /// Signed webhooks per second during (i).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) abuse_webhook_rate: u64,
+    /// Seconds of signed webhooks in (i).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) abuse_secs: u64,
     /// No-op jobs pushed and consumed for the Redis memory section (h).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) memory_jobs: usize,
@@ -139,6 +152,25 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     };
     if args.only == Some(BenchSection::RedisMemory) {
         redis_memory::run(memory_setup, args.memory_jobs, &mut results).await?;
+        sim.shutdown().await;
+        return write_results(&args, &results, true);
+    }
+    let abuse_setup = abuse::Setup {
+        database_url: &database_url,
+        redis_url: &g.redis_url,
+        config_path: &config_path,
+        secrets: &secrets,
+        config: &config,
+        sim: &sim,
+        dir: &dir,
+    };
+    let abuse_load = abuse::Load {
+        connections: args.abuse_connections,
+        webhook_rate: args.abuse_webhook_rate,
+        secs: args.abuse_secs,
+    };
+    if args.only == Some(BenchSection::Abuse) {
+        abuse::run(abuse_setup, abuse_load, &mut results).await?;
         sim.shutdown().await;
         return write_results(&args, &results, true);
     }
@@ -250,6 +282,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         args.webhook_rate
     );
     ordersync::queue::depth::delete_namespace(&g.redis_url, &settings.namespace).await?;
+    abuse::run(abuse_setup, abuse_load, &mut results).await?;
 
     let pipeline_rss = if args.skip_pipeline {
         0.0

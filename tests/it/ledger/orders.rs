@@ -38,15 +38,26 @@ fn changed(changes: &[StatusChange]) -> Vec<(String, Option<String>, String)> {
     out
 }
 
+/// (inserted, updated) of an upsert.
+fn counts(u: orders::Upserted) -> (u64, u64) {
+    (u.inserted, u.updated)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_counts_new_and_updated_orders_per_store() {
     let t = TestDb::create().await;
-    assert_eq!(orders::upsert(&t.db, "ALPH", &[]).await.unwrap(), (0, 0));
+    assert_eq!(
+        counts(orders::upsert(&t.db, "ALPH", &[]).await.unwrap()),
+        (0, 0)
+    );
     let first = [
         shop_order(1001, "ALPH-1001", "pending"),
         shop_order(1002, "ALPH-1002", "processing"),
     ];
-    assert_eq!(orders::upsert(&t.db, "ALPH", &first).await.unwrap(), (2, 0));
+    assert_eq!(
+        counts(orders::upsert(&t.db, "ALPH", &first).await.unwrap()),
+        (2, 0)
+    );
     let second = [
         ImportedOrder {
             total: "12.5".into(),
@@ -57,7 +68,7 @@ async fn an_import_counts_new_and_updated_orders_per_store() {
         shop_order(1003, "ALPH-1003", "processing"),
     ];
     assert_eq!(
-        orders::upsert(&t.db, "ALPH", &second).await.unwrap(),
+        counts(orders::upsert(&t.db, "ALPH", &second).await.unwrap()),
         (1, 1),
         "1003 is new, 1002 changed"
     );
@@ -73,9 +84,11 @@ async fn an_import_counts_new_and_updated_orders_per_store() {
 
     // Another store's order 1001 is its own row.
     assert_eq!(
-        orders::upsert(&t.db, "BETA", &[shop_order(1001, "BETA-1001", "pending")])
-            .await
-            .unwrap(),
+        counts(
+            orders::upsert(&t.db, "BETA", &[shop_order(1001, "BETA-1001", "pending")])
+                .await
+                .unwrap()
+        ),
         (1, 0)
     );
     assert_eq!(count(&t.db, "SELECT count(*) FROM orders").await, 4);
@@ -107,10 +120,10 @@ async fn courier_observations_record_the_first_status_and_each_change() {
         orders::observe_courier(&t.db, "ALPH", &[], first_job)
             .await
             .unwrap(),
-        (vec![], 0)
+        (vec![], 0, 0)
     );
 
-    let (changes, matched) = orders::observe_courier(
+    let (changes, matched, _) = orders::observe_courier(
         &t.db,
         "ALPH",
         &[
@@ -162,7 +175,7 @@ async fn courier_observations_record_the_first_status_and_each_change() {
         tracking_number: None,
         ..observation("ALPH-1", 4, "pending")
     };
-    let (changes, matched) = orders::observe_courier(
+    let (changes, matched, _) = orders::observe_courier(
         &t.db,
         "ALPH",
         &[unchanged, observation("ALPH-2", 9, "in_transit")],

@@ -1,6 +1,7 @@
 //! `ledger::webhooks`: a WooCommerce redelivery is recognised by (store,
 //! order, date_modified).
 
+use chrono::{DateTime, Utc};
 use ordersync::ledger::webhooks;
 
 use crate::helpers::TestDb;
@@ -9,7 +10,7 @@ use crate::helpers::TestDb;
 async fn a_delivery_is_first_once_until_it_is_forgotten() {
     let t = TestDb::create().await;
     let db = &t.db;
-    let first = |store: &'static str, order: i64, modified: &'static str, topic: &'static str| {
+    let first = |store: &'static str, order: i64, modified: DateTime<Utc>, topic: &'static str| {
         let db = db.clone();
         async move {
             webhooks::first_delivery(&db, store, order, modified, topic)
@@ -17,7 +18,8 @@ async fn a_delivery_is_first_once_until_it_is_forgotten() {
                 .unwrap()
         }
     };
-    let (monday, tuesday) = ("2024-01-01T10:00:00", "2024-01-02T10:00:00");
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let (monday, tuesday) = (at("2024-01-01T10:00:00Z"), at("2024-01-02T10:00:00Z"));
     assert!(first("ALPH", 10, monday, "order.updated").await);
     assert!(
         !first("ALPH", 10, monday, "order.updated").await,
