@@ -34,6 +34,7 @@ deploy-check:
 # Benchmarks; prints a table and writes target/bench/results.json.
 bench: services
     cargo build --release --workspace --bins
+    npm ci --prefix crates/devtools/peers/bullmq --no-audit --no-fund --loglevel=error
     ./target/release/ordersync-dev bench --trace-orders 1000000
 
 # Fault scenarios soaked (worker kill storm, FLUSHALL, Redis restarts with and

@@ -23,6 +23,7 @@ use ordersync::startup::Settings;
 use ordersync_simulator::{Knobs, Service, SimConfig};
 
 mod abuse;
+mod peers;
 mod reconcile;
 mod redis_memory;
 mod trace_orders;
@@ -52,9 +53,13 @@ pub(crate) struct BenchArgs {
     /// Simulated provider latency for (d), ms.
     #[arg(long, default_value_t = 20)]
     pub(crate) latency_ms: u64,
-    /// Only the queue benchmarks (a, b, c).
+    /// Only the queue benchmarks (a, b, b', c).
     #[arg(long)]
     pub(crate) skip_pipeline: bool,
+    /// Skip (b'), BullMQ's no-op benchmark on the same Redis (needs Node.js
+    /// and `npm ci --prefix crates/devtools/peers/bullmq`).
+    #[arg(long)]
+    pub(crate) no_peers: bool,
     /// Concurrency of the no-op worker (b).
     #[arg(long, default_value_t = 1000)]
     pub(crate) noop_concurrency: usize,
@@ -222,6 +227,10 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         "(b) one worker consumed {} no-op jobs with ledger rows in {consume_secs:.2}s",
         args.jobs
     );
+
+    if !args.no_peers {
+        peers::run(&g.redis_url, args.jobs, &mut results).await?;
+    }
 
     // Idle on purpose between samples: this measures an idle worker's wake-up.
     let mut latencies = start_latencies(&deps, Source::Bench, args.wake_samples).await?;
