@@ -36,6 +36,9 @@ pub(crate) enum BenchSection {
     /// (i) Signed webhooks during 200 stalled or slow unauthenticated
     /// connections against an `ordersync api` process.
     Abuse,
+    /// (i) The reconciler's passes over a million finished jobs and ten
+    /// thousand that Redis lost.
+    Reconcile,
 }
 
 /// `ordersync bench`.
@@ -176,6 +179,19 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     };
     if args.only == Some(BenchSection::Abuse) {
         abuse::run(abuse_setup, abuse_load, &mut results).await?;
+        sim.shutdown().await;
+        return write_results(&args, &results, true);
+    }
+    if args.only == Some(BenchSection::Reconcile) {
+        reconcile::run(
+            &g.database_url,
+            &g.redis_url,
+            &config,
+            args.reconcile_finished,
+            args.reconcile_missing,
+            &mut results,
+        )
+        .await?;
         sim.shutdown().await;
         return write_results(&args, &results, true);
     }
