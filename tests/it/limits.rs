@@ -258,6 +258,7 @@ async fn three_worker_processes_stay_within_an_accounts_limit_plus_its_burst() {
         );
     }
     let peak = app.sim.peak_requests_per_second(Service::Courier);
+    println!("courier account alph: limit {RATE}/s + burst {BURST}, observed peak {peak} requests in one second");
     assert!(
         peak <= RATE + BURST,
         "{peak} requests in one second against a limit of {RATE}/s with a burst of {BURST}"
@@ -416,6 +417,10 @@ async fn an_erp_outage_parks_the_invoices_and_creates_each_once_after_recovery()
         .count("SELECT count(*) FROM job_runs WHERE error_class = 'held_back'")
         .await;
     assert!(parked > 0, "the open breaker parked jobs");
+    let attempts = app
+        .count("SELECT count(*) FROM job_runs WHERE outcome IN ('retry', 'failed')")
+        .await;
+    println!("ERP outage, 200 invoices: 0 dead letters, {attempts} attempts used on failures, {parked} parked runs");
     let state = breaker::state(&mut conn, &app.namespace, Provider::Erpnext, "erpnext")
         .await
         .unwrap();
