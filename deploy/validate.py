@@ -53,6 +53,8 @@ EXPORTED_METRICS = {
     "ordersync_queue_missing_jobs",
     "ordersync_sms_unknown",
     "ordersync_reconciled_jobs_total",
+    "ordersync_breaker_state",
+    "ordersync_breaker_transitions_total",
 }
 
 # README.md sections the alerts link to.
@@ -62,6 +64,7 @@ RUNBOOK_ANCHORS = {
     "README.md#runbook-store-stale",
     "README.md#runbook-jobs-missing-from-redis",
     "README.md#runbook-texts-of-unknown-fate",
+    "README.md#runbook-circuit-breaker-open",
 }
 
 # A worker drains in-flight jobs for ORDERSYNC_SHUTDOWN_TIMEOUT (default 30 s)

@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::domain::limits::{AccountLimit, LimitsFile};
 use crate::domain::retry::default_policy;
-use crate::domain::{schedule, JobKind, Policies, RetryPolicy};
+use crate::domain::{schedule, JobKind, Policies, Provider, RetryPolicy};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +45,10 @@ pub struct FileConfig {
     /// defaults; `"off"` disables a kind.
     #[serde(default)]
     pub schedule: BTreeMap<String, String>,
+    /// Per-account request limits: `[limits.<role>.<account>]` (see
+    /// [`crate::domain::limits`]).
+    #[serde(default)]
+    pub limits: LimitsFile,
 }
 
 /// The admin API's settings.
@@ -251,6 +256,53 @@ pub struct Config {
     pub admin_token_env: Option<String>,
     /// The scheduler's (kind, cron expression) pairs.
     pub schedule: Vec<(JobKind, String)>,
+    /// Request limits by (provider, account name); an account absent here
+    /// is not limited.
+    pub limits: BTreeMap<(Provider, String), AccountLimit>,
+}
+
+/// The `[limits]` tables, validated: each names an account the file
+/// defines, with values that can work. Complaints go to `problems`.
+fn resolve_limits(
+    file: &FileConfig,
+    problems: &mut Vec<String>,
+) -> BTreeMap<(Provider, String), AccountLimit> {
+    let mut limits = BTreeMap::new();
+    for (role, accounts) in &file.limits {
+        let provider = match crate::domain::limits::provider_of_role(role) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let known: Vec<&str> = match provider {
+            Provider::Maystro => file
+                .courier_accounts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect(),
+            Provider::Woocommerce => file.stores.iter().map(|s| s.code.as_str()).collect(),
+            Provider::Erpnext => vec![file.erp.name.as_str()],
+            Provider::Mnotify => vec![file.sms.name.as_str()],
+        };
+        for (account, config) in accounts {
+            if !known.contains(&account.as_str()) {
+                problems.push(format!(
+                    "[limits.{role}.{account}]: no {role} account named '{account}' (known: {})",
+                    known.join(", ")
+                ));
+                continue;
+            }
+            match crate::domain::limits::validate(role, account, config) {
+                Ok(limit) => {
+                    limits.insert((provider, account.clone()), limit);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    limits
 }
 
 impl Config {
@@ -322,6 +374,7 @@ impl Config {
                 )),
             }
         }
+        let limits = resolve_limits(&file, &mut problems);
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
         }
@@ -418,6 +471,7 @@ impl Config {
             None => None,
         };
         Ok(Config {
+            limits,
             schedule,
             admin_token,
             admin_token_env: file.admin.as_ref().map(|a| a.token_env.clone()),
@@ -585,5 +639,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown job kind 'send_fax'"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_read_per_account_and_bad_ones_are_named() {
+        let base = format!(
+            "{BASE}\n[[courier_accounts]]\nname = \"p\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]\n"
+        );
+        let text = format!(
+            "{base}[limits.courier.p]\nrate_per_s = 50\nburst = 10\nmax_in_flight = 20\n[limits.shop.ALPH]\nrate_per_s = 2\n"
+        );
+        let config = Config::resolve(toml::from_str(&text).unwrap(), &env).unwrap();
+        let p = config.limits[&(Provider::Maystro, "p".to_owned())];
+        assert_eq!(
+            (p.rate_per_s, p.burst, p.max_in_flight),
+            (Some(50.0), 10, Some(20))
+        );
+        assert_eq!(
+            config.limits[&(Provider::Woocommerce, "ALPH".to_owned())].burst,
+            2
+        );
+        for (table, expected) in [
+            (
+                "[limits.courier.p]\nrate_per_s = 0\n",
+                "[limits.courier.p]: rate_per_s must be a number above 0 (got 0)",
+            ),
+            (
+                "[limits.courier.p]\nrate_per_s = -3\n",
+                "[limits.courier.p]: rate_per_s must be a number above 0 (got -3)",
+            ),
+            (
+                "[limits.courier.p]\nrate_per_s = 5\nburst = -1\n",
+                "[limits.courier.p]: burst must be at least 1 (got -1)",
+            ),
+            (
+                "[limits.courier.nope]\nrate_per_s = 5\n",
+                "[limits.courier.nope]: no courier account named 'nope' (known: p)",
+            ),
+            (
+                "[limits.shop.GAMA]\nrate_per_s = 5\n",
+                "[limits.shop.GAMA]: no shop account named 'GAMA'",
+            ),
+            (
+                "[limits.bank.x]\nrate_per_s = 5\n",
+                "[limits.bank]: unknown role 'bank'",
+            ),
+        ] {
+            let err = Config::resolve(toml::from_str(&format!("{base}{table}")).unwrap(), &env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 }

@@ -230,6 +230,9 @@ pub struct JobHistory {
     pub replay_of: Option<Uuid>,
     /// Jobs replaying it: (job id, enqueued at).
     pub replays: Vec<(Uuid, chrono::DateTime<chrono::Utc>)>,
+    /// While its open dead letter holds its order back from the scheduler:
+    /// "not retried by the scheduler: open failure since ...".
+    pub scheduler_note: Option<String>,
 }
 
 /// The history of `job_id`, or `None` if the ledger has no such job.
@@ -240,12 +243,29 @@ pub async fn history(db: &sqlx::PgPool, job_id: Uuid) -> sqlx::Result<Option<Job
     let Some(job) = crate::ledger::jobs::get(db, job_id).await? else {
         return Ok(None);
     };
+    let failed = dead_letters::get(db, job_id).await?;
+    let scheduler_note = match (&failed, job.order_ref.as_deref()) {
+        (Some(dead), Some(order_ref))
+            if dead.resolution.is_none()
+                && job
+                    .kind
+                    .parse::<JobKind>()
+                    .ok()
+                    .is_some_and(crate::domain::schedule::held_by_open_failure) =>
+        {
+            dead_letters::held_since(db, &job.kind, order_ref)
+                .await?
+                .map(crate::domain::schedule::held_note)
+        }
+        _ => None,
+    };
     Ok(Some(JobHistory {
-        job,
         runs: crate::ledger::runs::for_job(db, job_id).await?,
-        failed: dead_letters::get(db, job_id).await?,
+        failed,
         replay_of: crate::ledger::jobs::replay_of(db, job_id).await?,
         replays: dead_letters::replays_of(db, job_id).await?,
+        scheduler_note,
+        job,
     }))
 }
 

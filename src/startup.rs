@@ -34,6 +34,12 @@ pub async fn build(settings: &Settings, config: &Config, pool_size: u32) -> anyh
     crate::ledger::migrate(&db).await?;
     let redis = crate::queue::connect(&settings.redis_url).await?;
     let policies = Arc::new(config.policies.clone());
+    let limiter = crate::queue::ratelimit::Limiter::new(
+        redis.clone(),
+        &settings.namespace,
+        config.limits.clone(),
+        Duration::from_millis(config.http.timeout_ms),
+    );
     let enqueuer = Enqueuer::new(redis, db.clone(), &settings.namespace, policies.clone());
     for line in config.mapping_lines() {
         tracing::info!("store mapping: {line}");
@@ -44,6 +50,7 @@ pub async fn build(settings: &Settings, config: &Config, pool_size: u32) -> anyh
         accounts: Arc::new(Accounts::new(config)),
         policies,
         claim_lease: CLAIM_LEASE,
+        gate: Some(Arc::new(limiter)),
     })
 }
 

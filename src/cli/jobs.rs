@@ -368,6 +368,9 @@ async fn show_job(g: &GlobalArgs, id: uuid::Uuid, json: bool) -> anyhow::Result<
             d.failed_at, d.error_class, d.fingerprint
         );
     }
+    if let Some(note) = &h.scheduler_note {
+        println!("  {note}");
+    }
     for (replay, at) in &h.replays {
         println!("  replayed as {replay} at {at}");
     }

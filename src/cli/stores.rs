@@ -8,6 +8,23 @@ pub(crate) async fn stores(g: &GlobalArgs, check: bool) -> anyhow::Result<()> {
     for line in config.mapping_lines() {
         println!("{line}");
     }
+    let settings = g.settings();
+    // Limits come from the file; breaker states from Redis. Without Redis
+    // the mapping above still stands: say what is missing, do not fail.
+    let statuses = match crate::queue::connect(&settings.redis_url).await {
+        Ok(mut conn) => crate::ops::accounts::statuses(&mut conn, &settings.namespace, &config)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match statuses {
+        Ok(statuses) => {
+            for line in crate::ops::accounts::lines(&statuses) {
+                println!("{line}");
+            }
+        }
+        Err(e) => println!("account limits and breakers: Redis unavailable ({e:#})"),
+    }
     if !check {
         return Ok(());
     }

@@ -75,6 +75,10 @@ pub enum ErrorClass {
     BadRequest,
     /// A success response we could not parse.
     Decode,
+    /// Never sent: the account's shared budget had no room (its rate limit,
+    /// in-flight cap, or a slow-down the provider asked for). The job is
+    /// parked without using an attempt (`crate::worker::settle`).
+    HeldBack,
 }
 
 impl ErrorClass {
@@ -82,7 +86,11 @@ impl ErrorClass {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::Timeout | Self::Connection | Self::ServerError | Self::RateLimited
+            Self::Timeout
+                | Self::Connection
+                | Self::ServerError
+                | Self::RateLimited
+                | Self::HeldBack
         )
     }
 
@@ -99,6 +107,7 @@ impl ErrorClass {
             Self::Validation => "validation",
             Self::BadRequest => "bad_request",
             Self::Decode => "decode",
+            Self::HeldBack => "held_back",
         }
     }
 }
@@ -198,7 +207,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transient_classes_are_exactly_timeout_connection_server_and_rate_limit() {
+    fn transient_classes_are_timeouts_connections_server_errors_rate_limits_and_held_back() {
         use ErrorClass::*;
         let all = [
             Timeout,
@@ -211,9 +220,13 @@ mod tests {
             Validation,
             BadRequest,
             Decode,
+            HeldBack,
         ];
         let transient: Vec<_> = all.into_iter().filter(|c| c.is_transient()).collect();
-        assert_eq!(transient, [Timeout, Connection, ServerError, RateLimited]);
+        assert_eq!(
+            transient,
+            [Timeout, Connection, ServerError, RateLimited, HeldBack]
+        );
         let names: Vec<_> = all.into_iter().map(ErrorClass::as_str).collect();
         assert_eq!(
             names,
@@ -227,7 +240,8 @@ mod tests {
                 "already_exists",
                 "validation",
                 "bad_request",
-                "decode"
+                "decode",
+                "held_back"
             ]
         );
     }

@@ -11,10 +11,13 @@
 //! - [`status`]: normalized order statuses and the couriers' code tables.
 //! - [`payment`]: which shop statuses are payable, and the ERP's spelling of
 //!   each payment method.
-//! - [`schedule`]: the scheduler's default cron expressions.
+//! - [`schedule`]: the scheduler's default cron expressions, and which
+//!   kinds an open failure holds back.
+//! - [`limits`]: per-account request limits and their validation.
 
 pub mod failure;
 pub mod job;
+pub mod limits;
 pub mod outcome;
 pub mod payment;
 pub mod retry;

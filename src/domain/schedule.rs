@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+
 use super::JobKind;
 
 /// One kind's schedule.
@@ -43,6 +45,25 @@ pub fn entries(specs: &[(JobKind, String)]) -> anyhow::Result<Vec<Entry>> {
         .collect()
 }
 
+/// Whether the scheduler holds back `kind` for an order while a dead letter
+/// of the same kind for that order is open. Only the per-order kinds: their
+/// failures are about one order (a 404 at the shop, an unknown payment
+/// method) and re-enqueueing them every tick only makes another dead letter
+/// (720 a day at the 2-minute default). Per-store kinds keep running: an
+/// import or a tracking sync that failed once must not stop a store for good.
+pub fn held_by_open_failure(kind: JobKind) -> bool {
+    matches!(kind, JobKind::CreateInvoice | JobKind::RefreshStatus)
+}
+
+/// What the dead letter and the order's trace say while the scheduler holds
+/// an order back.
+pub fn held_note(failed_at: DateTime<Utc>) -> String {
+    format!(
+        "not retried by the scheduler: open failure since {}; replaying or discarding it, or a change to the order in the shop, lets the scheduler enqueue it again",
+        failed_at.format("%Y-%m-%d %H:%M:%S UTC")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +75,20 @@ mod tests {
             .map(|(k, s)| (*k, (*s).to_owned()))
             .collect();
         assert_eq!(entries(&specs).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn only_per_order_kinds_are_held_by_open_failures() {
+        assert!(held_by_open_failure(JobKind::CreateInvoice));
+        assert!(held_by_open_failure(JobKind::RefreshStatus));
+        assert!(!held_by_open_failure(JobKind::ImportOrders));
+        assert!(!held_by_open_failure(JobKind::FetchTracking));
+        let at = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(held_note(at).starts_with(
+            "not retried by the scheduler: open failure since 2026-03-01 10:00:00 UTC"
+        ));
     }
 
     #[test]

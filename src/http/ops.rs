@@ -115,6 +115,9 @@ async fn api_metrics(State(state): State<AppState>) -> Result<Response, ApiError
     text.push_str(&super::rejected::render_gauge(
         &crate::ledger::rejected::open_counts(&state.deps.db).await?,
     ));
+    text.push_str(&ops::accounts::render_gauge(
+        &account_statuses(&state).await?,
+    ));
     text.push_str(&ops::metrics::recorder().render());
     Ok(prometheus_text(text))
 }
@@ -143,11 +146,23 @@ async fn queues(State(state): State<AppState>) -> Result<Json<ops::queues::Snaps
 struct StoresReply {
     generated_at: chrono::DateTime<chrono::Utc>,
     stores: Vec<ops::stores::StoreFreshness>,
+    /// Every provider account: its limits and circuit breaker.
+    accounts: Vec<ops::accounts::AccountStatus>,
 }
 
 async fn stores(State(state): State<AppState>) -> Result<Json<StoresReply>, ApiError> {
     Ok(Json(StoresReply {
         generated_at: chrono::Utc::now(),
         stores: ops::stores::freshness(&state.deps.db, &state.config).await?,
+        accounts: account_statuses(&state).await?,
     }))
+}
+
+async fn account_statuses(state: &AppState) -> Result<Vec<ops::accounts::AccountStatus>, ApiError> {
+    let mut conn = state.deps.enqueuer.connection();
+    Ok(
+        ops::accounts::statuses(&mut conn, state.deps.enqueuer.namespace(), &state.config)
+            .await
+            .map_err(anyhow::Error::from)?,
+    )
 }

@@ -34,6 +34,9 @@ pub struct Deps {
     pub policies: Arc<Policies>,
     /// How long an invoice or SMS claim protects an attempt in progress.
     pub claim_lease: Duration,
+    /// Every provider request of a run passes it: the accounts' shared
+    /// budgets (`crate::queue::ratelimit`). `None`: requests are not limited.
+    pub gate: Option<Arc<dyn crate::providers::gate::RequestGate>>,
 }
 
 /// How a delivery ended well.
@@ -194,6 +197,15 @@ pub fn is_not_found(e: &ProviderError) -> bool {
 /// # Errors
 /// See [`JobError`]: the caller settles it.
 pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
+    match &deps.gate {
+        Some(gate) => {
+            crate::providers::gate::with_gate(gate.clone(), dispatch(envelope, deps)).await
+        }
+        None => dispatch(envelope, deps).await,
+    }
+}
+
+async fn dispatch(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
     match envelope.kind {
         JobKind::ImportOrders => import_orders::perform(envelope, deps).await,
         JobKind::FetchTracking => fetch_tracking::perform(envelope, deps).await,

@@ -286,3 +286,48 @@ pub async fn replays_of(pool: &PgPool, job_id: Uuid) -> sqlx::Result<Vec<(Uuid, 
         .fetch_all(pool)
         .await
 }
+
+/// The references among `refs` that an open `kind` dead letter holds back
+/// from the scheduler, each with the time of its oldest such failure: the
+/// dead letter is neither replayed nor discarded, and the order has not
+/// changed in the shop (`shop_modified_at`) since it failed.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn holding_back(
+    pool: &PgPool,
+    kind: &str,
+    refs: &[String],
+) -> sqlx::Result<Vec<(String, DateTime<Utc>)>> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT d.order_ref, min(d.failed_at)
+         FROM dead_letters d JOIN orders o ON o.reference = d.order_ref
+         WHERE d.order_ref = ANY($2) AND d.kind = $1 AND d.resolution IS NULL
+           AND (o.shop_modified_at IS NULL OR o.shop_modified_at <= d.failed_at)
+         GROUP BY d.order_ref",
+    )
+    .bind(kind)
+    .bind(refs)
+    .fetch_all(pool)
+    .await
+}
+
+/// When the open failure holding `order_ref` back from the scheduler's
+/// `kind` jobs began, if one does (see [`holding_back`]).
+///
+/// # Errors
+/// Postgres failed.
+pub async fn held_since(
+    pool: &PgPool,
+    kind: &str,
+    order_ref: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    Ok(holding_back(pool, kind, &[order_ref.to_owned()])
+        .await?
+        .into_iter()
+        .next()
+        .map(|(_, since)| since))
+}

@@ -2,6 +2,7 @@
 //! store freshness, and the Prometheus metrics built from both. Read-only:
 //! nothing here changes a job.
 
+pub mod accounts;
 pub mod metrics;
 pub mod queues;
 pub mod stores;

@@ -21,6 +21,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
 pub use crate::domain::{ErrorClass, Provider};
 
 pub mod erpnext;
+pub mod gate;
 pub mod maystro;
 pub mod mnotify;
 #[cfg(test)]

@@ -163,6 +163,68 @@ impl Account {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<Reply, ProviderError> {
+        let Some(gate) = super::gate::current() else {
+            return self.send(request).await;
+        };
+        let permit = self.admit(gate.as_ref()).await?;
+        let result = self.send(request).await;
+        if let Ok(reply) = &result {
+            if let Some(pause) = super::gate::slow_down_for(reply.status, &reply.headers) {
+                tracing::info!(provider = %self.provider, account = %self.name, status = reply.status.as_u16(),
+                    pause_ms = pause.as_millis() as u64, "provider asked to slow down: account paused, then slower for everyone");
+                gate.slow_down(self.provider, &self.name, pause).await;
+            }
+        }
+        let outcome = super::gate::RequestOutcome::of(
+            &result.as_ref().map(|r| r.status).map_err(|e| e.class),
+        );
+        gate.release(self.provider, &self.name, permit, outcome)
+            .await;
+        result
+    }
+
+    /// Wait for room in this account's shared budget, briefly: past
+    /// [`super::gate::MAX_INLINE_WAIT`] the request is not sent and the
+    /// caller gets [`ErrorClass::HeldBack`] with the time to come back.
+    async fn admit(
+        &self,
+        gate: &dyn super::gate::RequestGate,
+    ) -> Result<super::gate::Permit, ProviderError> {
+        use super::gate::{Admission, MAX_INLINE_WAIT};
+        let mut waited = Duration::ZERO;
+        loop {
+            match gate.admit(self.provider, &self.name).await {
+                Admission::Go(permit) => return Ok(permit),
+                Admission::Wait(wait, _) if waited + wait <= MAX_INLINE_WAIT => {
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                Admission::Wait(wait, why) => {
+                    let what = match why {
+                        "rate" => "its rate limit",
+                        "in_flight" => "its in-flight cap",
+                        "breaker_open" => "its open circuit breaker",
+                        "breaker_half_open" => "its circuit breaker's probe",
+                        _ => "the provider's request to slow down",
+                    };
+                    return Err(ProviderError {
+                        provider: self.provider,
+                        account: self.name.clone(),
+                        class: ErrorClass::HeldBack,
+                        http_status: None,
+                        retry_after: Some(wait),
+                        message: format!(
+                            "not sent: the account is held back by {what} for {} ms more",
+                            wait.as_millis()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Send without the gate.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, ProviderError> {
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {

@@ -7,6 +7,7 @@
 //! read straight from the keys, deleting finished tasks (`janitor`) and
 //! handing a stopping worker's tasks back (`release`). It issues no SQL.
 
+pub mod breaker;
 pub mod depth;
 pub mod enqueue;
 pub mod janitor;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod liveness;
 pub mod promoter;
 pub mod quarantine;
+pub mod ratelimit;
 pub mod reconcile;
 pub mod release;
 pub mod starts;

@@ -6,8 +6,12 @@
 //! Safe with several replicas: each (kind, store, tick) is claimed with
 //! `SET NX` in Redis before anything is enqueued, so two schedulers enqueue
 //! each tick once. A per-store job is not enqueued again while the previous
-//! one for that store is still pending or running. One store's failure (a
-//! revoked key, a database error) is logged and never holds back the others.
+//! one for that store is still pending or running. A per-order job is not
+//! enqueued while an open dead letter of its kind names the order (until it
+//! is replayed or discarded, or the order changes in the shop), so one
+//! order that always fails makes one dead letter, not one per tick. One
+//! store's failure (a revoked key, a database error) is logged and never
+//! holds back the others.
 
 use std::time::Duration;
 
@@ -88,8 +92,8 @@ pub async fn tick_once(
         .unwrap_or(Duration::from_secs(60));
     for store in stores {
         match tick_store(deps, conn, store, entry.kind, tick, interval).await {
-            Ok(TickResult::Enqueued(n)) => {
-                tracing::info!(kind = %entry.kind, %store, %tick, enqueued = n, "scheduler tick")
+            Ok(TickResult::Enqueued { enqueued, held }) => {
+                tracing::info!(kind = %entry.kind, %store, %tick, enqueued, held_by_open_failures = held, "scheduler tick")
             }
             Ok(TickResult::Skipped(why)) => {
                 tracing::info!(kind = %entry.kind, %store, %tick, skipped = why, "scheduler tick")
@@ -104,8 +108,14 @@ pub async fn tick_once(
 /// What one (kind, store, tick) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TickResult {
-    /// Jobs enqueued.
-    Enqueued(usize),
+    /// Jobs enqueued, and orders held back by an open dead letter of the
+    /// same kind.
+    Enqueued {
+        /// Jobs enqueued.
+        enqueued: usize,
+        /// Orders not enqueued: an open failure of theirs waits for an operator.
+        held: usize,
+    },
     /// Nothing, and why.
     Skipped(&'static str),
 }
@@ -143,6 +153,7 @@ pub async fn tick_store(
         ));
     }
     let args = serde_json::json!({ "tick": tick });
+    let mut held = 0;
     let jobs: Vec<NewJob> = match kind {
         JobKind::ImportOrders | JobKind::FetchTracking => {
             if crate::ledger::jobs::has_unfinished(&deps.db, kind.as_str(), store, None).await? {
@@ -164,6 +175,7 @@ pub async fn tick_store(
             let refs = crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await?;
             let refs =
                 crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
+            let refs = not_held(deps, kind, refs, &mut held).await?;
             spread(kind, store, &refs, tick, interval, &args)
         }
         JobKind::CreateInvoice => {
@@ -172,6 +184,7 @@ pub async fn tick_store(
                     .await?;
             let refs =
                 crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
+            let refs = not_held(deps, kind, refs, &mut held).await?;
             spread(kind, store, &refs, tick, Duration::ZERO, &args)
         }
         JobKind::SendSms | JobKind::Noop => return Ok(TickResult::Skipped("not a scheduled kind")),
@@ -180,7 +193,30 @@ pub async fn tick_store(
     if n > 0 {
         deps.enqueuer.enqueue(Source::Scheduler, jobs).await?;
     }
-    Ok(TickResult::Enqueued(n))
+    Ok(TickResult::Enqueued { enqueued: n, held })
+}
+
+/// `refs` less the orders an open `kind` dead letter holds back, counting
+/// those in `held`.
+async fn not_held(
+    deps: &Deps,
+    kind: JobKind,
+    refs: Vec<String>,
+    held: &mut usize,
+) -> anyhow::Result<Vec<String>> {
+    if !crate::domain::schedule::held_by_open_failure(kind) {
+        return Ok(refs);
+    }
+    let holding = crate::ledger::dead_letters::holding_back(&deps.db, kind.as_str(), &refs).await?;
+    if holding.is_empty() {
+        return Ok(refs);
+    }
+    let holding: std::collections::HashSet<String> = holding
+        .into_iter()
+        .map(|(reference, _)| reference)
+        .collect();
+    *held += holding.len();
+    Ok(refs.into_iter().filter(|r| !holding.contains(r)).collect())
 }
 
 /// Per-order jobs with due times spread evenly over `over`, so a tick of

@@ -109,6 +109,31 @@ pub fn decide(
             }
         }
         Err(JobError::Transient {
+            class: class @ FailureClass::Provider(_, ErrorClass::HeldBack),
+            message,
+            retry_after,
+            ..
+        }) => {
+            // Never sent: the account's shared budget had no room. Park the
+            // job until there is, without using an attempt; spread the
+            // parked jobs of one account over the wait again, so they do
+            // not all come back at the same instant (1 to 5 s: wide enough
+            // for a backlog, short enough not to delay a recovery).
+            let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
+            let spread = wait.clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(5),
+            );
+            let jitter = spread.mul_f64(rand::random::<f64>());
+            let due = now + chrono::Duration::from_std(wait + jitter).unwrap_or_default();
+            Decision {
+                error_class: Some(class),
+                message: Some(format!("{message}; parked, no attempt used")),
+                next: Some((envelope.deferral(), due)),
+                ..Decision::record(RunOutcome::Deferred)
+            }
+        }
+        Err(JobError::Transient {
             class,
             message,
             http_status,
@@ -288,6 +313,28 @@ mod tests {
         let (next, due) = d.next.unwrap();
         assert_eq!((next.attempt, next.run), (1, 2));
         assert_eq!(due, now + chrono::Duration::seconds(60));
+    }
+
+    #[test]
+    fn a_request_held_back_by_its_account_parks_the_job_without_an_attempt() {
+        let e = envelope(2);
+        let now = Utc::now();
+        let held = JobError::Transient {
+            class: FailureClass::Provider(Provider::Erpnext, ErrorClass::HeldBack),
+            message: "erpnext/erpnext held_back: not sent".into(),
+            http_status: None,
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        let d = decide(&e, Err(held), &policies(), now);
+        assert_eq!(d.outcome, RunOutcome::Deferred);
+        let (next, due) = d.next.unwrap();
+        assert_eq!((next.attempt, next.run), (2, 3));
+        let after = (due - now).to_std().unwrap();
+        assert!(
+            after >= Duration::from_secs(3) && after <= Duration::from_secs(6),
+            "{after:?}"
+        );
+        assert!(d.message.unwrap().ends_with("parked, no attempt used"));
     }
 
     #[test]

@@ -5,7 +5,9 @@ use ordersync::queue::NewJob;
 use ordersync_simulator::{Knobs, Service};
 use serde_json::json;
 
-use crate::helpers::{kill9, noop, outcomes_and_classes, redis, two_stores, TestApp};
+use crate::helpers::{
+    kill9, noop, outcomes_and_classes, redis, two_stores, TestApp, FAST_POLICIES,
+};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -54,7 +56,12 @@ async fn failures_with_one_cause_are_one_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_replay_after_recovery_completes_every_job_once_and_a_second_replay_is_a_no_op() {
-    let mut app = TestApp::spawn(two_stores(2)).await;
+    // 1,000 dead letters to replay: the ERP's circuit breaker, which would
+    // park these jobs instead of failing them, is set out of reach.
+    let mut app = TestApp::spawn_with(two_stores(2), FAST_POLICIES, |toml| {
+        toml.push_str("\n[limits.erp.erpnext]\nbreaker_failures = 100000\n");
+    })
+    .await;
     app.start_worker(&[]);
     let refs = app.import_new_orders("BETA", 1_000, "cod").await;
     // The ERP is down for every call until it recovers.

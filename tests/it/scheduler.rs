@@ -136,3 +136,84 @@ async fn a_store_with_a_revoked_key_does_not_hold_back_the_others() {
     assert_eq!(alph, vec!["failed"], "ALPH's syncs fail on its revoked key");
     app.cleanup().await;
 }
+
+/// How many ticks of `kind` for `store` the schedulers have claimed.
+async fn claimed_ticks(app: &TestApp, kind: JobKind, store: &str) -> usize {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!(
+            "{}:scheduler:{}:{store}:*",
+            app.namespace,
+            kind.as_str()
+        ))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    keys.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_shop_answers_404_for_makes_one_dead_letter_not_one_per_tick() {
+    let mut app = TestApp::spawn(two_stores(0)).await;
+    app.start_worker(&[]);
+    let reference = app.import_new_orders("ALPH", 1, "cod").await.remove(0);
+    // The shop no longer knows the order: asking for it answers 404.
+    sqlx::query("UPDATE orders SET shop_order_id = shop_order_id + 1000000 WHERE reference = $1")
+        .bind(&reference)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let dead_letters_sql = format!(
+        "SELECT count(*) FROM dead_letters WHERE kind = 'create_invoice' AND order_ref = '{reference}'"
+    );
+    let jobs_sql = format!(
+        "SELECT count(*) FROM jobs WHERE kind = 'create_invoice' AND order_ref = '{reference}'"
+    );
+    let schedulers = vec![start_scheduler(&app, JobKind::CreateInvoice)];
+    app.eventually("the order's invoice job to fail for good", || async {
+        (app.count(&dead_letters_sql).await > 0).then_some(())
+    })
+    .await;
+    // Three more ticks after the failure: each would have made a dead letter.
+    let ticks_at_failure = claimed_ticks(&app, JobKind::CreateInvoice, "ALPH").await;
+    app.eventually("three more ticks", || async {
+        (claimed_ticks(&app, JobKind::CreateInvoice, "ALPH").await >= ticks_at_failure + 3)
+            .then_some(())
+    })
+    .await;
+    stop(schedulers).await;
+    app.wait_idle().await;
+    assert_eq!(app.count(&jobs_sql).await, 1, "one job for the order");
+    assert_eq!(app.count(&dead_letters_sql).await, 1, "one dead letter");
+
+    // The dead letter says why nothing follows it.
+    let failed: uuid::Uuid = sqlx::query_scalar(
+        "SELECT job_id FROM dead_letters WHERE kind = 'create_invoice' AND order_ref = $1",
+    )
+    .bind(&reference)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let show = app.cli(&["jobs", "show", &failed.to_string()]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains("not retried by the scheduler: open failure since "),
+        "{text}"
+    );
+    let trace = app.cli(&["orders", "trace", &reference]);
+    let text = String::from_utf8_lossy(&trace.stdout);
+    assert!(
+        text.contains("not retried by the scheduler: open failure since "),
+        "{text}"
+    );
+
+    // Discarding it lets the scheduler try the order again.
+    let discard = app.cli(&["jobs", "discard", &failed.to_string()]);
+    assert!(discard.status.success(), "{discard:?}");
+    let schedulers = vec![start_scheduler(&app, JobKind::CreateInvoice)];
+    app.eventually("a new invoice job for the order", || async {
+        (app.count(&jobs_sql).await >= 2).then_some(())
+    })
+    .await;
+    stop(schedulers).await;
+    app.cleanup().await;
+}

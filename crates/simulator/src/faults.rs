@@ -53,6 +53,7 @@ pub(crate) fn with_faults(
 /// hangs first, or answers the injected failure.
 async fn inject(State(injector): State<Injector>, req: Request, next: Next) -> Response {
     let Injector { sim, service, body } = injector;
+    sim.rates.count(service, &req);
     let (knobs, decision) = sim.faults.admit(service);
     sim.pause(knobs.latency).await;
     match decision {

@@ -41,6 +41,7 @@ mod faults;
 mod http;
 mod lock;
 mod ordersync_config;
+mod rates;
 mod server;
 mod service;
 mod shop;
@@ -174,6 +175,12 @@ impl SimHandle {
     /// Accepted texts, one per recipient.
     pub fn sms_total(&self) -> usize {
         self.inner.state().sms.len()
+    }
+
+    /// The most requests one credential made to `service` within one
+    /// wall-clock second, faulted ones included.
+    pub fn peak_requests_per_second(&self, service: Service) -> u64 {
+        self.inner.rates.peak(service)
     }
 
     /// Requests that reached `service`'s routes, faulted ones included.

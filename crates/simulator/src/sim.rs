@@ -23,6 +23,8 @@ pub(crate) struct Sim {
     pub(crate) base_url: String,
     /// Fault knobs, queues and request counters per service.
     pub(crate) faults: FaultPlan,
+    /// Requests per credential per second, per service.
+    pub(crate) rates: crate::rates::RateCounter,
     state: Mutex<SimState>,
     revoked: Mutex<HashSet<String>>,
     /// courier key -> account
@@ -44,6 +46,7 @@ impl Sim {
         Sim {
             base_url,
             faults: FaultPlan::new(config.seed),
+            rates: crate::rates::RateCounter::default(),
             config,
             state: Mutex::new(state),
             revoked: Mutex::new(HashSet::new()),

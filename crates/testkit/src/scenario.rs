@@ -249,7 +249,7 @@ impl Run {
             for store in stores {
                 for kind in [JobKind::RefreshStatus, JobKind::CreateInvoice] {
                     match scheduler::tick_store(deps, &mut conn, store, kind, tick, TICK).await {
-                        Ok(TickResult::Enqueued(_) | TickResult::Skipped(_)) => {}
+                        Ok(TickResult::Enqueued { .. } | TickResult::Skipped(_)) => {}
                         Err(error) => {
                             tracing::debug!(%store, %kind, error = format!("{error:#}"), "tick failed (fault in progress?)")
                         }

@@ -66,7 +66,7 @@ function jobHistory(hist) {
       : "",
   );
   const cols = [h("section", { class: "panel panel-pad" }, h("h2", {}, "Job"), h("div", { class: "section" }, facts))];
-  if (failed) cols.push(failureBox(failed));
+  if (failed) cols.push(failureBox(failed, hist.scheduler_note));
   out.push(h("div", { class: "grid-2" }, cols));
   out.push(
     h(
@@ -126,7 +126,7 @@ function jobHistory(hist) {
   return out;
 }
 
-function failureBox(d) {
+function failureBox(d, schedulerNote) {
   const resolution = d.resolution
     ? [
         badge(d.resolution),
@@ -170,6 +170,7 @@ function failureBox(d) {
       h("dd", { class: "message-full" }, d.error_message),
       h("dt", {}, "Fingerprint"),
       h("dd", { class: "mono" }, d.fingerprint),
+      schedulerNote ? [h("dt", {}, "Scheduler"), h("dd", { class: "scheduler-note" }, schedulerNote)] : "",
     ),
     actions,
   );

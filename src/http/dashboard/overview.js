@@ -1,5 +1,6 @@
 // Overview: queues, stores and failures at a glance.
 
+import { accountsTable, openBreakers } from "./accounts.js";
 import { API, load } from "./api.js";
 import { h, replaceContent } from "./dom.js";
 import { badge, fmtAge, fmtNum, plural, timeAgo } from "./format.js";
@@ -18,6 +19,7 @@ export function overviewView(root) {
   const stores = h("div", { class: "panel" });
   const queuesStamp = h("span", { class: "muted" });
   const storesStamp = h("span", { class: "muted" });
+  const accounts = h("div", { class: "panel" });
   replaceContent(
     root,
     pageHead("Overview"),
@@ -28,6 +30,12 @@ export function overviewView(root) {
       { class: "section" },
       h("div", { class: "section-head" }, h("h2", {}, "Stores: freshness and tracking coverage"), storesStamp),
       stores,
+    ),
+    h(
+      "section",
+      { class: "section" },
+      h("div", { class: "section-head" }, h("h2", {}, "Provider accounts: limits and circuit breakers")),
+      accounts,
     ),
   );
   let last = {};
@@ -48,6 +56,7 @@ export function overviewView(root) {
       if (key(s) !== last.s) {
         replaceContent(stores, s ? storesTable(s.stores || []) : unavailable("Store freshness", "/stores"));
         replaceContent(storesStamp, s && s.generated_at ? ["as of ", timeAgo(s.generated_at)] : []);
+        replaceContent(accounts, s ? accountsTable(s.accounts || []) : unavailable("Provider accounts", "/stores"));
       }
       if (key([q, s, g, t]) !== last.all) replaceContent(cards, summaryCards(q, s, g, t));
       last = { q: key(q), s: key(s), all: key([q, s, g, t]) };
@@ -80,6 +89,8 @@ function summaryCards(q, s, groups, unknownTexts) {
   }
   out.push(card("Open failures", fmtNum(open), open ? "bad" : null, "#/failed"));
   if (s) out.push(card("Stale stores", fmtNum(stale), stale ? "warn" : null));
+  const breakers = s ? openBreakers(s.accounts) : 0;
+  if (breakers) out.push(card("Breakers open", fmtNum(breakers), "bad"));
   if (unknownTexts) out.push(card("Texts of unknown fate", fmtNum(unknownTexts.length), unknownTexts.length ? "warn" : null, "#/texts"));
   return out;
 }

@@ -105,7 +105,30 @@ pub(super) fn failure_finding(
             job.kind, dead.attempts, dead.error_class, dead.error_message
         )
     };
+    let message = match held_since(trace, &job.kind) {
+        Some(since) => format!("{message}; {}", crate::domain::schedule::held_note(since)),
+        None => message,
+    };
     Finding::new(Severity::Problem, message)
+}
+
+/// When the open failure that holds this order's `kind` jobs back from the
+/// scheduler began (the rule of `crate::scheduler`): the oldest open dead
+/// letter of that kind the shop has not changed the order since.
+fn held_since(trace: &OrderTrace, kind: &str) -> Option<DateTime<Utc>> {
+    if !kind
+        .parse::<crate::domain::JobKind>()
+        .is_ok_and(crate::domain::schedule::held_by_open_failure)
+    {
+        return None;
+    }
+    trace
+        .jobs
+        .iter()
+        .filter(|j| j.kind == kind && is_open_failure(j))
+        .filter_map(failed_at)
+        .filter(|at| trace.order.shop_modified_at.is_none_or(|m| m <= *at))
+        .min()
 }
 
 /// Open failures a later job of the same purpose made moot.
@@ -157,6 +180,35 @@ mod tests {
         );
         assert!(m[0].contains("1 earlier failure(s)"), "{m:?}");
         assert!(m[0].contains("domain.md §1"), "{m:?}");
+    }
+
+    #[test]
+    fn an_open_invoice_failure_says_the_scheduler_holds_the_order_back() {
+        let mut t = healthy();
+        t.order.shop_modified_at = Some(hours_ago(48));
+        t.jobs.retain(|j| j.kind != "create_invoice");
+        t.jobs
+            .push(job("create_invoice", json!(null), 3, &["failed"]));
+        let m = messages(&t);
+        assert!(
+            m[0].contains("; not retried by the scheduler: open failure since "),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_change_in_the_shop_after_the_failure_releases_the_order() {
+        let mut t = healthy();
+        t.jobs.retain(|j| j.kind != "create_invoice");
+        t.jobs
+            .push(job("create_invoice", json!(null), 3, &["failed"]));
+        t.order.shop_modified_at = Some(hours_ago(1));
+        let m = messages(&t);
+        assert!(
+            m.iter()
+                .all(|m| !m.contains("not retried by the scheduler")),
+            "{m:?}"
+        );
     }
 
     #[test]

@@ -135,7 +135,7 @@ mod tests {
         let m = messages(&t);
         assert_eq!(
             m[0],
-            format!("invoice not created: create_invoice job {id} failed 2026-03-10 07:00 UTC (5 hours ago) after 2 attempt(s): [server_error] courier account 'primary' does not know order BETA-1001; fix the cause, then replay with `ordersync jobs replay {id}`")
+            format!("invoice not created: create_invoice job {id} failed 2026-03-10 07:00 UTC (5 hours ago) after 2 attempt(s): [server_error] courier account 'primary' does not know order BETA-1001; fix the cause, then replay with `ordersync jobs replay {id}`; not retried by the scheduler: open failure since 2026-03-10 07:00:00 UTC; replaying or discarding it, or a change to the order in the shop, lets the scheduler enqueue it again")
         );
         assert_eq!(
             m.iter().filter(|m| m.contains("invoice")).count(),
