@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::payment::mode_of_payment;
+use crate::domain::payment::{mode_of_payment, INVOICEABLE_STATUSES};
 use crate::domain::{FailureClass, JobEnvelope, JobKind};
 use crate::jobs::{load_order, Deps, Done, JobError};
 use crate::ledger::invoice_steps::{self, Step, StepClaim};
@@ -51,9 +51,12 @@ pub async fn enqueue_after_invoice(
     let Ok(rules) = deps.accounts.rules(&order.store) else {
         return Ok(());
     };
+    // Cash on delivery follows the invoice too when the parcel was
+    // delivered before the invoice was made.
+    let delivered = order.status.as_deref() == Some("delivered");
     if rules
         .payments
-        .account_for(&order.payment_method, false)
+        .account_for(&order.payment_method, delivered)
         .is_none()
     {
         return Ok(());
@@ -139,10 +142,24 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             state,
             ..
         }) if state == "created" => name,
-        _ => {
+        Some(_) => {
+            return Err(JobError::transient(
+                FailureClass::ClaimHeld,
+                "the order's invoice is being created: the payment follows it",
+            ));
+        }
+        // An invoice is still to come (the shop says paid or awaiting
+        // payment): look again later; its own job also enqueues this one.
+        None if INVOICEABLE_STATUSES.contains(&order.shop_status.as_str()) => {
             return Ok(Done::Deferred(format!(
                 "order {} has no invoice yet: the payment follows it",
                 order.reference
+            )));
+        }
+        None => {
+            return Ok(Done::Skipped(format!(
+                "order {} is {} in the shop and has no invoice: nothing to pay",
+                order.reference, order.shop_status
             )));
         }
     };

@@ -500,3 +500,32 @@ async fn a_write_back_never_overwrites_a_newer_shop_edit() {
     assert_eq!(order["status"], "on-hold", "the shop's change stands");
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_of_an_order_never_invoiced_records_no_payment_and_leaves_nothing_waiting() {
+    let app = app_with_rules().await;
+    let reference = tracked_cod_order(&app, "ALPH").await;
+    shop_moves_to(&app, "ALPH", &reference, "cancelled").await;
+    assert!(app.sim.set_courier_status(&reference, 41));
+    app.run_ok(NewJob::for_order(
+        JobKind::RefreshStatus,
+        "ALPH",
+        &reference,
+    ))
+    .await;
+    let payment = ordersync::jobs::record_payment::job_for("ALPH", &reference, "delivered")
+        .job_id
+        .unwrap();
+    let last = app.wait_final(payment).await.pop().unwrap();
+    assert_eq!(last.outcome, "skipped", "{last:?}");
+    assert!(
+        last.error_message
+            .as_deref()
+            .unwrap()
+            .contains("has no invoice"),
+        "{last:?}"
+    );
+    app.wait_idle().await;
+    assert!(erp_payments(&app, &reference).is_empty());
+    app.cleanup().await;
+}
