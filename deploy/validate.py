@@ -34,7 +34,16 @@ OLDEST_KUBERNETES = "1.29.0"
 
 # The job kinds (src/jobs/mod.rs, JobKind::as_str). KEDA's Redis list names
 # are built from them; check_sources_agree() fails if the source drifts.
-JOB_KINDS = ("import_orders", "fetch_tracking", "refresh_status", "create_invoice", "send_sms")
+JOB_KINDS = (
+    "import_orders",
+    "fetch_tracking",
+    "refresh_status",
+    "create_invoice",
+    "send_sms",
+    "cancel_invoice",
+    "record_payment",
+    "write_back",
+)
 
 # What the api and the workers export (README.md, "Metrics"). Alert rules may
 # only use these, so a typo in a rule cannot make an alert silently never fire.

@@ -32,6 +32,16 @@ pub struct Accounts {
     shops: HashMap<String, Arc<WooClient>>,
     erp: Arc<ErpClient>,
     sms: Arc<MnotifyClient>,
+    rules: HashMap<String, StoreRules>,
+}
+
+/// A store's rules for the invoice lifecycle after creation.
+#[derive(Debug, Clone, Default)]
+pub struct StoreRules {
+    /// Which payments are recorded in the ERP.
+    pub payments: crate::config::StorePayments,
+    /// What the shop is told when the courier finishes.
+    pub write_back: crate::config::StoreWriteBack,
 }
 
 impl Accounts {
@@ -83,12 +93,24 @@ impl Accounts {
             &config.sms.sender,
             http,
         ));
+        let rules = config
+            .stores
+            .iter()
+            .map(|s| {
+                let rules = StoreRules {
+                    payments: s.payments.clone(),
+                    write_back: s.write_back.clone(),
+                };
+                (s.code.clone(), rules)
+            })
+            .collect();
         Self {
             couriers,
             courier_of_store,
             shops,
             erp,
             sms,
+            rules,
         }
     }
 
@@ -104,6 +126,17 @@ impl Accounts {
                 store: store.to_owned(),
                 role: "courier account",
             })
+    }
+
+    /// The lifecycle rules of `store` (payments, write-back).
+    ///
+    /// # Errors
+    /// Permanent when the store is not configured.
+    pub fn rules(&self, store: &str) -> Result<&StoreRules, AccountError> {
+        self.rules.get(store).ok_or_else(|| AccountError {
+            store: store.to_owned(),
+            role: "store rules",
+        })
     }
 
     /// The shop client of `store`.

@@ -24,7 +24,8 @@ pub struct Outcome {
 }
 
 /// Enqueue `create_invoice` for `store`'s completed orders created in
-/// `[since, until)`; the job skips those the ERP already has.
+/// `[since, until)`, asking for the historical kind (paid, reporting only,
+/// no stock movement); the job skips those the ERP already has.
 ///
 /// # Errors
 /// Postgres or Redis failed.
@@ -42,7 +43,10 @@ pub async fn invoices(
     enqueue(
         deps,
         refs.iter()
-            .map(|r| NewJob::for_order(JobKind::CreateInvoice, store, r))
+            .map(|r| NewJob {
+                args: crate::jobs::create_invoice::historical_args(),
+                ..NewJob::for_order(JobKind::CreateInvoice, store, r)
+            })
             .collect(),
     )
     .await

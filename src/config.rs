@@ -169,10 +169,144 @@ pub struct StoreConfig {
     /// store's webhooks are refused without one).
     #[serde(default)]
     pub webhook_secret_env: Option<String>,
+    /// Which payments are recorded in the ERP (`[stores.payments]`).
+    #[serde(default)]
+    pub payments: StorePayments,
+    /// What the shop is told when the courier finishes (`[stores.write_back]`).
+    #[serde(default)]
+    pub write_back: StoreWriteBack,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// A store's payment rules: the shop payment methods whose invoices get a
+/// Payment Entry right after the invoice, into which ERP account; and the
+/// account cash on delivery is received into when the courier delivers
+/// (absent: COD payments are not recorded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorePayments {
+    /// Shop payment method -> ERP account (e.g. `kashier_card = "Kashier - ACME"`,
+    /// the company's `custom_kashier_account`).
+    #[serde(default)]
+    pub accounts: BTreeMap<String, String>,
+    /// ERP account receiving cash on delivery, on delivery.
+    #[serde(default)]
+    pub cod_on_delivery: Option<String>,
+}
+
+impl StorePayments {
+    /// The ERP account a Payment Entry for an order paid with `method` goes
+    /// to, once the order is `delivered` (or not): prepaid methods at once,
+    /// cash on delivery on delivery. `None`: no payment is recorded.
+    pub fn account_for(&self, method: &str, delivered: bool) -> Option<&str> {
+        if method == "cod" {
+            return self.cod_on_delivery.as_deref().filter(|_| delivered);
+        }
+        self.accounts.get(method).map(String::as_str)
+    }
+}
+
+/// The shop statuses written back when the courier reports a final status;
+/// `off` leaves the shop alone. Both default to `off`: writing to a shop is
+/// a new side effect an operator turns on per store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreWriteBack {
+    /// Written when the courier delivers (e.g. `completed`; default `off`).
+    #[serde(default = "default_off")]
+    pub delivered: String,
+    /// Written when the parcel is returned (default `off`; e.g. `cancelled`
+    /// or `refunded`).
+    #[serde(default = "default_off")]
+    pub returned: String,
+}
+
+impl Default for StoreWriteBack {
+    fn default() -> Self {
+        Self {
+            delivered: default_off(),
+            returned: default_off(),
+        }
+    }
+}
+
+impl StoreWriteBack {
+    /// The shop status to write for a courier's final `status`, if any.
+    pub fn target(&self, status: &str) -> Option<&str> {
+        let target = match status {
+            "delivered" => &self.delivered,
+            "returned" => &self.returned,
+            _ => return None,
+        };
+        (target != "off").then_some(target.as_str())
+    }
+}
+
+fn default_off() -> String {
+    "off".into()
+}
+
+/// Shop statuses a write-back may set (WooCommerce's own, less `trash`).
+const WRITABLE_SHOP_STATUSES: [&str; 7] = [
+    "pending",
+    "processing",
+    "on-hold",
+    "completed",
+    "cancelled",
+    "refunded",
+    "failed",
+];
+
+/// Checks one store's payment and write-back rules, naming the store and
+/// the offending key.
+fn check_store_rules(store: &StoreConfig) -> anyhow::Result<()> {
+    for (method, account) in &store.payments.accounts {
+        if method == "cod" {
+            anyhow::bail!(
+                "store {}: payments.accounts.cod: cash on delivery is paid on delivery; set payments.cod_on_delivery = \"<account>\" instead",
+                store.code
+            );
+        }
+        if crate::domain::payment::mode_of_payment(method).is_none() {
+            anyhow::bail!(
+                "store {}: payments.accounts.{method}: unknown payment method (expected one of instapay, kashier_card, kashier_wallet)",
+                store.code
+            );
+        }
+        if account.trim().is_empty() {
+            anyhow::bail!(
+                "store {}: payments.accounts.{method} is empty: name an ERP account",
+                store.code
+            );
+        }
+    }
+    if store
+        .payments
+        .cod_on_delivery
+        .as_deref()
+        .is_some_and(|a| a.trim().is_empty())
+    {
+        anyhow::bail!(
+            "store {}: payments.cod_on_delivery is empty: name an ERP account or remove it",
+            store.code
+        );
+    }
+    for (event, status) in [
+        ("delivered", &store.write_back.delivered),
+        ("returned", &store.write_back.returned),
+    ] {
+        if status != "off" && !WRITABLE_SHOP_STATUSES.contains(&status.as_str()) {
+            anyhow::bail!(
+                "store {}: write_back.{event} = \"{status}\" is not a shop status (expected off or one of {})",
+                store.code,
+                WRITABLE_SHOP_STATUSES.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Retry overrides for one kind.
@@ -212,6 +346,10 @@ pub struct Store {
     pub shop_secret: SecretString,
     /// Webhook signing secret.
     pub webhook_secret: Option<SecretString>,
+    /// Which payments are recorded in the ERP.
+    pub payments: StorePayments,
+    /// What the shop is told when the courier finishes.
+    pub write_back: StoreWriteBack,
 }
 
 /// A courier account with its key.
@@ -406,7 +544,10 @@ impl Config {
         }
         let mut stores = Vec::new();
         for store in active {
+            check_store_rules(store)?;
             stores.push(Store {
+                payments: store.payments.clone(),
+                write_back: store.write_back.clone(),
                 code: store.code.clone(),
                 courier_account: account_of[store.code.as_str()][0].to_owned(),
                 shop_url: store.shop_url.clone(),
@@ -562,6 +703,62 @@ mod tests {
         let lines = config.mapping_lines().join("\n");
         assert!(lines.contains("ALPH -> courier account 'alph'"));
         assert!(!lines.contains("secret-value"));
+    }
+
+    /// BASE with `extra` appended to store BETA (the last `[[stores]]`).
+    fn load_with_beta_rules(extra: &str) -> anyhow::Result<Config> {
+        let file: FileConfig = toml::from_str(&format!(
+            "{BASE}\n{extra}\n[[courier_accounts]]\nname = \"p\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]"
+        ))?;
+        Config::resolve(file, &env)
+    }
+
+    #[test]
+    fn payment_and_write_back_rules_load_with_defaults() {
+        let config = load_with_beta_rules(
+            "[stores.payments]\naccounts = { kashier_card = \"Kashier - SIM\" }\ncod_on_delivery = \"Cash - SIM\"\n[stores.write_back]\ndelivered = \"completed\"\nreturned = \"refunded\"",
+        )
+        .unwrap();
+        let beta = config.store("BETA").unwrap();
+        assert_eq!(
+            beta.payments.account_for("kashier_card", false),
+            Some("Kashier - SIM")
+        );
+        assert_eq!(beta.payments.account_for("kashier_wallet", true), None);
+        assert_eq!(beta.payments.account_for("cod", false), None);
+        assert_eq!(beta.payments.account_for("cod", true), Some("Cash - SIM"));
+        assert_eq!(beta.write_back.target("delivered"), Some("completed"));
+        assert_eq!(beta.write_back.target("returned"), Some("refunded"));
+        let alph = config.store("ALPH").unwrap();
+        assert_eq!(alph.payments, StorePayments::default());
+        assert_eq!(alph.write_back.target("returned"), None);
+        assert_eq!(alph.write_back.target("delivered"), None);
+        assert_eq!(alph.write_back.target("in_transit"), None);
+    }
+
+    #[test]
+    fn bad_payment_and_write_back_rules_are_named() {
+        for (extra, expected) in [
+            (
+                "[stores.payments]\naccounts = { paypal = \"X\" }",
+                "store BETA: payments.accounts.paypal: unknown payment method",
+            ),
+            (
+                "[stores.payments]\naccounts = { cod = \"X\" }",
+                "store BETA: payments.accounts.cod: cash on delivery",
+            ),
+            (
+                "[stores.payments]\naccounts = { instapay = \" \" }",
+                "store BETA: payments.accounts.instapay is empty",
+            ),
+            (
+                "[stores.write_back]\ndelivered = \"shipped\"",
+                "store BETA: write_back.delivered = \"shipped\" is not a shop status",
+            ),
+        ] {
+            let err = load_with_beta_rules(extra).unwrap_err().to_string();
+            assert!(err.contains(expected), "{extra}: {err}");
+        }
     }
 
     #[test]

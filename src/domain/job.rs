@@ -24,18 +24,28 @@ pub enum JobKind {
     CreateInvoice,
     /// Per order and status: text the customer once.
     SendSms,
+    /// Per order: cancel its ERP invoice (submitting a draft first, cancelling
+    /// payments against it first), or make sure none will be made.
+    CancelInvoice,
+    /// Per order: a Payment Entry for its live invoice, once.
+    RecordPayment,
+    /// Per order and courier outcome: update the shop's order status once.
+    WriteBack,
     /// Does nothing: the benchmark's and queue tests' job.
     Noop,
 }
 
 impl JobKind {
     /// Every kind, in the order a job travels.
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::ImportOrders,
         JobKind::FetchTracking,
         JobKind::RefreshStatus,
         JobKind::CreateInvoice,
         JobKind::SendSms,
+        JobKind::CancelInvoice,
+        JobKind::RecordPayment,
+        JobKind::WriteBack,
         JobKind::Noop,
     ];
 
@@ -47,6 +57,9 @@ impl JobKind {
             JobKind::RefreshStatus => "refresh_status",
             JobKind::CreateInvoice => "create_invoice",
             JobKind::SendSms => "send_sms",
+            JobKind::CancelInvoice => "cancel_invoice",
+            JobKind::RecordPayment => "record_payment",
+            JobKind::WriteBack => "write_back",
             JobKind::Noop => "noop",
         }
     }
@@ -55,7 +68,12 @@ impl JobKind {
     pub fn is_per_order(self) -> bool {
         matches!(
             self,
-            JobKind::RefreshStatus | JobKind::CreateInvoice | JobKind::SendSms
+            JobKind::RefreshStatus
+                | JobKind::CreateInvoice
+                | JobKind::SendSms
+                | JobKind::CancelInvoice
+                | JobKind::RecordPayment
+                | JobKind::WriteBack
         )
     }
 }

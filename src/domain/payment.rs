@@ -28,6 +28,14 @@ pub const INVOICEABLE_STATUSES: [&str; 4] = [
     AWAITING_PAYMENT[1],
 ];
 
+/// Shop statuses that cancel the order's invoice.
+pub const CANCELLING_STATUSES: [&str; 2] = ["cancelled", "refunded"];
+
+/// Whether a shop status means "the sale is off: cancel its invoice".
+pub fn cancels_invoice(shop_status: &str) -> bool {
+    CANCELLING_STATUSES.contains(&shop_status)
+}
+
 /// Whether a shop status means "paid or cash on delivery: invoice now".
 pub fn is_payable(shop_status: &str) -> bool {
     PAYABLE_STATUSES.contains(&shop_status)

@@ -21,13 +21,16 @@ pub const DEFAULT_DEFER_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 /// - imports and tracking syncs run periodically, so a few quick retries
 ///   suffice and the next run catches up;
 /// - status polls are cheap and also periodic;
-/// - invoices must get to the ERP eventually, so they retry longest;
+/// - invoices (and their cancellations and payments) must get to the ERP
+///   eventually, so they retry longest;
+/// - a shop write-back is cheap and the shop may move on: fewer, shorter;
 /// - a text that arrives hours late is worse than none, so SMS give up soonest.
 pub fn default_policy(kind: JobKind) -> RetryPolicy {
     let (max_attempts, base, cap) = match kind {
         JobKind::ImportOrders | JobKind::FetchTracking => (5, 2, 120),
         JobKind::RefreshStatus => (6, 1, 300),
-        JobKind::CreateInvoice => (8, 2, 900),
+        JobKind::CreateInvoice | JobKind::CancelInvoice | JobKind::RecordPayment => (8, 2, 900),
+        JobKind::WriteBack => (6, 2, 300),
         JobKind::SendSms => (5, 1, 120),
         JobKind::Noop => (3, 1, 10),
     };

@@ -18,10 +18,13 @@ pub struct Entry {
 
 /// The default schedules (domain.md): invoices every 2 minutes, status polls
 /// of providers without webhooks every 5, imports every 2 (new orders feed
-/// the invoices), and a full tracking sync every 6 hours.
-pub const DEFAULTS: [(JobKind, &str); 4] = [
+/// the invoices), a full tracking sync every 6 hours, and the cancellation
+/// of invoices whose orders the shop cancelled or refunded every 2 minutes
+/// (webhooks enqueue them at once; this catches what only the import saw).
+pub const DEFAULTS: [(JobKind, &str); 5] = [
     (JobKind::ImportOrders, "0 */2 * * * *"),
     (JobKind::CreateInvoice, "30 */2 * * * *"),
+    (JobKind::CancelInvoice, "45 */2 * * * *"),
     (JobKind::RefreshStatus, "0 */5 * * * *"),
     (JobKind::FetchTracking, "0 0 */6 * * *"),
 ];
@@ -74,7 +77,7 @@ mod tests {
             .iter()
             .map(|(k, s)| (*k, (*s).to_owned()))
             .collect();
-        assert_eq!(entries(&specs).unwrap().len(), 4);
+        assert_eq!(entries(&specs).unwrap().len(), 5);
     }
 
     #[test]

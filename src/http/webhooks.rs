@@ -30,7 +30,7 @@ use serde_json::json;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::domain::payment::is_payable;
+use crate::domain::payment::{cancels_invoice, is_payable};
 use crate::domain::{JobKind, Source};
 use crate::http::limits::{self, BodyRules};
 use crate::http::{AppState, Refusal};
@@ -242,6 +242,10 @@ async fn accept(state: &AppState, store: &str, order: WooOrder) -> Result<Respon
         .unwrap_or_default();
     if is_payable(shop_status) {
         jobs.push(NewJob::for_order(JobKind::CreateInvoice, store, reference));
+    }
+    if cancels_invoice(shop_status) {
+        // Even with no invoice yet: the job makes sure none will be made.
+        jobs.push(NewJob::for_order(JobKind::CancelInvoice, store, reference));
     }
     if row.as_ref().is_some_and(|r| r.courier_order_id.is_some()) {
         jobs.push(NewJob::for_order(JobKind::RefreshStatus, store, reference));

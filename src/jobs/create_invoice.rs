@@ -1,6 +1,13 @@
 //! `create_invoice` (per order): create the order's ERP Sales Invoice exactly
 //! once. Claim in Postgres, look up by `po_no` in the ERP, then create;
 //! defer while payment is pending.
+//!
+//! Two kinds (args `{"invoice": "historical"}` from the backfill, live
+//! otherwise): the live invoice is created submitted, unpaid, moving stock,
+//! and its payment follows as `record_payment` when the store takes
+//! payments for its method; the historical one is a paid POS invoice that
+//! moves no stock, for reporting only. An invoice the ERP already has (the
+//! old system's) is skipped, whatever its kind.
 
 use chrono::NaiveDate;
 use serde_json::json;
@@ -8,8 +15,39 @@ use serde_json::json;
 use crate::domain::payment::{is_awaiting_payment, is_payable, mode_of_payment};
 use crate::domain::{ErrorClass, FailureClass, JobEnvelope};
 use crate::jobs::{load_order, Deps, Done, JobError};
+use crate::ledger::invoice_steps::{self, Step};
 use crate::ledger::invoices::{self, InvoiceClaim};
-use crate::providers::erpnext::{InvoiceItem, InvoicePayment, SalesInvoice};
+use crate::providers::erpnext::{InvoiceItem, InvoiceKind, SalesInvoice};
+
+/// Which invoice a job makes: its args say `{"invoice": "historical"}`
+/// (the backfill), else live. A replay keeps its args, hence its kind.
+pub fn kind_of(envelope: &JobEnvelope) -> InvoiceKind {
+    match envelope.args.get("invoice").and_then(|v| v.as_str()) {
+        Some("historical") => InvoiceKind::Historical,
+        _ => InvoiceKind::Live,
+    }
+}
+
+/// The args of a backfill's `create_invoice`.
+pub fn historical_args() -> serde_json::Value {
+    json!({ "invoice": "historical" })
+}
+
+/// Shop order meta keys that carry a delivery date, then a delivery time or
+/// window, as the common WooCommerce delivery-slot plugins write them; the
+/// first present wins.
+const DELIVERY_DATE_KEYS: [&str; 4] = [
+    "_delivery_date",
+    "delivery_date",
+    "jckwds_date",
+    "_orddd_timestamp",
+];
+const DELIVERY_TIME_KEYS: [&str; 4] = [
+    "_delivery_time",
+    "delivery_time",
+    "jckwds_timeslot",
+    "_orddd_time_slot",
+];
 
 /// Create `envelope.order_ref`'s invoice.
 ///
@@ -54,6 +92,11 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     .await?
     {
         InvoiceClaim::Settled { erp_name } => {
+            // A redelivery after the invoice was settled: make sure its
+            // payment follows (an idempotent enqueue).
+            if kind_of(envelope) == InvoiceKind::Live {
+                crate::jobs::record_payment::enqueue_after_invoice(deps, &order).await?;
+            }
             return Ok(Done::Skipped(format!(
                 "invoice {erp_name} already recorded"
             )));
@@ -63,6 +106,12 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
                 FailureClass::ClaimHeld,
                 "another job is creating this order's invoice",
             ));
+        }
+        InvoiceClaim::Voided => {
+            return Ok(Done::Skipped(format!(
+                "order {} was cancelled before any invoice was made",
+                order.reference
+            )));
         }
         InvoiceClaim::Acquired { .. } => {}
     }
@@ -75,13 +124,38 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             order.reference
         )));
     }
-    let invoice = build_invoice(&order, &live.raw, mode);
+    let kind = kind_of(envelope);
+    let total: f64 = order.total.parse().unwrap_or_default();
+    let invoice = build_invoice(&order, &live.raw, mode).with_kind(kind, total);
     match erp.create_invoice(&invoice).await {
         Ok(name) => {
-            invoices::settle(&deps.db, order.id, envelope.job_id, &name, true).await?;
-            Ok(Done::Succeeded(Some(
-                json!({ "invoice": name, "mode_of_payment": mode }),
-            )))
+            invoices::settle_made(
+                &deps.db,
+                order.id,
+                envelope.job_id,
+                &name,
+                kind.as_str(),
+                i16::from(invoice.docstatus),
+            )
+            .await?;
+            invoice_steps::record_done(
+                &deps.db,
+                order.id,
+                Step::Submit,
+                envelope.job_id,
+                Some(&name),
+            )
+            .await?;
+            if kind == InvoiceKind::Live {
+                crate::jobs::record_payment::enqueue_after_invoice(deps, &order).await?;
+            }
+            Ok(Done::Succeeded(Some(json!({
+                "invoice": name,
+                "kind": kind.as_str(),
+                "mode_of_payment": mode,
+                "docstatus": invoice.docstatus,
+                "update_stock": invoice.update_stock,
+            }))))
         }
         Err(e) if e.class == ErrorClass::AlreadyExists => {
             let existing = erp
@@ -168,9 +242,81 @@ fn build_invoice(
         due_date: date,
         po_no: order.reference.clone(),
         items,
-        payments: vec![InvoicePayment {
-            mode_of_payment: mode.to_owned(),
-            amount: total,
-        }],
+        payments: Vec::new(),
+        is_pos: 0,
+        update_stock: 0,
+        docstatus: 0,
+        custom_payment_method: mode.to_owned(),
+        woo_order_id: order.shop_order_id,
+        woo_order_number: raw
+            .get("number")
+            .and_then(|n| {
+                n.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| n.as_i64().map(|i| i.to_string()))
+            })
+            .unwrap_or_else(|| order.shop_order_id.to_string()),
+        custom_delivery_date: meta_value(raw, &DELIVERY_DATE_KEYS),
+        custom_delivery_time: meta_value(raw, &DELIVERY_TIME_KEYS),
+    }
+}
+
+/// The first non-empty `meta_data` value among `keys` (strings as they are,
+/// numbers as text).
+fn meta_value(raw: &serde_json::Value, keys: &[&str]) -> Option<String> {
+    let meta = raw.get("meta_data")?.as_array()?;
+    keys.iter().find_map(|key| {
+        meta.iter()
+            .filter(|m| m.get("key").and_then(|k| k.as_str()) == Some(key))
+            .find_map(|m| match m.get("value")? {
+                serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn delivery_fields_come_from_the_first_known_meta_key() {
+        let raw = json!({"meta_data": [
+            {"id": 1, "key": "_other", "value": "x"},
+            {"id": 2, "key": "delivery_time", "value": " 10:00-12:00 "},
+            {"id": 3, "key": "_delivery_date", "value": "2026-03-01"},
+            {"id": 4, "key": "delivery_date", "value": "ignored"},
+        ]});
+        assert_eq!(
+            meta_value(&raw, &DELIVERY_DATE_KEYS).as_deref(),
+            Some("2026-03-01")
+        );
+        assert_eq!(
+            meta_value(&raw, &DELIVERY_TIME_KEYS).as_deref(),
+            Some("10:00-12:00")
+        );
+        assert_eq!(
+            meta_value(
+                &json!({"meta_data": [{"key": "_delivery_date", "value": ""}]}),
+                &DELIVERY_DATE_KEYS
+            ),
+            None
+        );
+        assert_eq!(meta_value(&json!({}), &DELIVERY_DATE_KEYS), None);
+    }
+
+    #[test]
+    fn the_backfill_args_make_a_historical_invoice() {
+        let mut envelope: JobEnvelope = serde_json::from_value(json!({
+            "job_id": uuid::Uuid::now_v7(), "kind": "create_invoice", "store": "ALPH",
+            "order_ref": "ALPH-1", "attempt": 1, "run": 1, "max_attempts": 8,
+            "enqueued_at": chrono::Utc::now(), "source": "backfill"
+        }))
+        .unwrap();
+        assert_eq!(kind_of(&envelope), InvoiceKind::Live);
+        envelope.args = historical_args();
+        assert_eq!(kind_of(&envelope), InvoiceKind::Historical);
     }
 }

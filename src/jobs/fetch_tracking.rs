@@ -69,7 +69,8 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     let mut tx = deps.db.begin().await?;
     let (changes, matched, stale) =
         orders::observe_courier(&mut *tx, store, &observations, envelope.job_id).await?;
-    let texts = send_sms::jobs_for_changes(store, &changes);
+    let mut texts = send_sms::jobs_for_changes(store, &changes);
+    texts.extend(crate::jobs::write_back::follow_ups(deps, store, &changes));
     let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
     tx.commit().await?;
     deps.enqueuer.push_committed(&follow_ups).await;

@@ -1,15 +1,18 @@
-//! The five job kinds: arguments (ids only) and `perform`, one file each.
+//! The job kinds: arguments (ids only) and `perform`, one file each.
 //! The kinds themselves are named in [`crate::domain::job`].
 //!
 //! A handler returns what happened ([`Done`]) or why it failed
 //! ([`JobError`], transient or permanent); `worker::settle` alone turns that
 //! into a ledger row, a delayed retry, a deferral or a failure.
 
+pub mod cancel_invoice;
 pub mod create_invoice;
 pub mod fetch_tracking;
 pub mod import_orders;
+pub mod record_payment;
 pub mod refresh_status;
 pub mod send_sms;
+pub mod write_back;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,6 +215,9 @@ async fn dispatch(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError>
         JobKind::RefreshStatus => refresh_status::perform(envelope, deps).await,
         JobKind::CreateInvoice => create_invoice::perform(envelope, deps).await,
         JobKind::SendSms => send_sms::perform(envelope, deps).await,
+        JobKind::CancelInvoice => cancel_invoice::perform(envelope, deps).await,
+        JobKind::RecordPayment => record_payment::perform(envelope, deps).await,
+        JobKind::WriteBack => write_back::perform(envelope, deps).await,
         JobKind::Noop => noop(envelope).await,
     }
 }

@@ -60,7 +60,12 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         envelope.job_id,
     )
     .await?;
-    let texts = send_sms::jobs_for_changes(&order.store, &changes);
+    let mut texts = send_sms::jobs_for_changes(&order.store, &changes);
+    texts.extend(crate::jobs::write_back::follow_ups(
+        deps,
+        &order.store,
+        &changes,
+    ));
     let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
     tx.commit().await?;
     deps.enqueuer.push_committed(&follow_ups).await;

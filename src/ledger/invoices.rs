@@ -22,6 +22,8 @@ pub enum InvoiceClaim {
     },
     /// Another job holds a live claim.
     HeldElsewhere,
+    /// A cancellation came first and the ERP had no invoice: none is made.
+    Voided,
 }
 
 /// Claim `order_id`'s invoice for `job_id`. A claim held by the same job (its
@@ -67,6 +69,7 @@ pub async fn claim(
             .fetch_one(pool)
             .await?;
     Ok(match (state.as_str(), erp_name) {
+        ("voided", _) => InvoiceClaim::Voided,
         ("creating", _) | (_, None) => InvoiceClaim::HeldElsewhere,
         (_, Some(erp_name)) => InvoiceClaim::Settled { erp_name },
     })
@@ -108,4 +111,86 @@ pub async fn release(pool: &PgPool, order_id: i64, job_id: Uuid) -> sqlx::Result
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Settle a claim with an invoice this job made: `kind` (`live` or
+/// `historical`) and the docstatus it was created with.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn settle_made(
+    pool: &PgPool,
+    order_id: i64,
+    job_id: Uuid,
+    erp_name: &str,
+    kind: &str,
+    docstatus: i16,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE invoices SET state = 'created', erp_name = $3, kind = $4, docstatus = $5,
+             settled_at = now()
+         WHERE order_id = $1 AND job_id = $2 AND state = 'creating'",
+    )
+    .bind(order_id)
+    .bind(job_id)
+    .bind(erp_name)
+    .bind(kind)
+    .bind(docstatus)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Settle `job_id`'s claim as voided: a cancellation found no invoice in the
+/// ERP, so none will be made for this order.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn void(pool: &PgPool, order_id: i64, job_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE invoices SET state = 'voided', settled_at = now()
+         WHERE order_id = $1 AND job_id = $2 AND state = 'creating'",
+    )
+    .bind(order_id)
+    .bind(job_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Record the docstatus last seen or set in the ERP.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn set_docstatus(pool: &PgPool, order_id: i64, docstatus: i16) -> sqlx::Result<()> {
+    sqlx::query("UPDATE invoices SET docstatus = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(docstatus)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// An order's invoice as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InvoiceRow {
+    /// `creating`, `created`, `existing` or `voided`.
+    pub state: String,
+    /// The ERP invoice name, once known.
+    pub erp_name: Option<String>,
+    /// `live` or `historical` for invoices we made.
+    pub kind: Option<String>,
+    /// Last known docstatus.
+    pub docstatus: Option<i16>,
+}
+
+/// `order_id`'s invoice row, if any.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn by_order(pool: &PgPool, order_id: i64) -> sqlx::Result<Option<InvoiceRow>> {
+    sqlx::query_as("SELECT state, erp_name, kind, docstatus FROM invoices WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
 }

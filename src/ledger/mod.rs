@@ -5,6 +5,7 @@
 //! jobs learned and the claims that make side effects exactly-once.
 
 pub mod dead_letters;
+pub mod invoice_steps;
 pub mod invoices;
 pub mod jobs;
 pub mod ops;

@@ -380,6 +380,32 @@ pub async fn needing_invoice(
     .await
 }
 
+/// References of `store`'s orders that the shop cancelled or refunded
+/// (`statuses`) while their invoice stands: an invoice recorded (made by us
+/// or found) whose cancellation is not done. Orders without an invoice are
+/// left to the webhook's cancellation (which voids them) and to
+/// `create_invoice`, which never invoices a cancelled order.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn needing_cancellation(
+    pool: &PgPool,
+    store: &str,
+    statuses: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT o.reference FROM orders o JOIN invoices i ON i.order_id = o.id
+         WHERE o.store = $1 AND o.shop_status = ANY($2) AND i.state IN ('created', 'existing')
+           AND NOT EXISTS (SELECT 1 FROM invoice_steps s
+                           WHERE s.order_id = o.id AND s.step = 'cancel' AND s.state = 'done')
+         ORDER BY o.id",
+    )
+    .bind(store)
+    .bind(statuses)
+    .fetch_all(pool)
+    .await
+}
+
 /// The import cursor of `store` for job kind `kind`.
 ///
 /// # Errors
@@ -463,5 +489,22 @@ pub async fn completed_between(
     .bind(since)
     .bind(until)
     .fetch_all(pool)
+    .await
+}
+
+/// When `order_id`'s courier status last changed: the courier's own time
+/// of it when known, else when we recorded it.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn courier_status_time(
+    pool: &PgPool,
+    order_id: i64,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(courier_updated_at, status_changed_at) FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(pool)
     .await
 }

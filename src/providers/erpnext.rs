@@ -34,10 +34,20 @@ use super::{ErrorClass, ProviderError};
 const PROVIDER: Provider = Provider::Erpnext;
 /// The resource path of Sales Invoices (the doctype name has a space).
 const SALES_INVOICE: &str = "api/resource/Sales%20Invoice";
+/// The resource path of Payment Entries.
+const PAYMENT_ENTRY: &str = "api/resource/Payment%20Entry";
+/// Fields read back of an invoice.
+const INVOICE_FIELDS: &str =
+    r#"["name","docstatus","po_no","customer","grand_total","outstanding_amount","is_pos"]"#;
 
 /// A Sales Invoice to create. Serialized with `set_posting_time: 1` (else
-/// ERPNext replaces `posting_date` with today), `is_pos: 1` (paid at once,
-/// with [`SalesInvoice::payments`]) and `docstatus: 0` (a draft).
+/// ERPNext replaces `posting_date` with today).
+///
+/// Two kinds are made (see [`SalesInvoice::live`] and
+/// [`SalesInvoice::historical`]): the live sync's is submitted at once
+/// (`docstatus: 1`), unpaid, and moves stock (`update_stock: 1`); the
+/// backfill's is a paid POS invoice (`is_pos: 1` with its payment) that
+/// moves no stock, for reporting only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SalesInvoice {
     /// The ERP customer (name of a Customer document).
@@ -50,8 +60,130 @@ pub struct SalesInvoice {
     pub po_no: String,
     /// Invoice lines.
     pub items: Vec<InvoiceItem>,
-    /// Payments received (a POS invoice needs at least one).
+    /// Payments received with the invoice (only a POS invoice has them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payments: Vec<InvoicePayment>,
+    /// 1: paid at once through [`SalesInvoice::payments`].
+    pub is_pos: u8,
+    /// 1: the invoice moves stock (delivery from the warehouse).
+    pub update_stock: u8,
+    /// 0 draft, 1 submitted.
+    pub docstatus: u8,
+    /// The ERP's Mode of Payment spelling of the shop's payment method.
+    pub custom_payment_method: String,
+    /// The shop's order id.
+    pub woo_order_id: i64,
+    /// The shop's order number (as shown to the customer).
+    pub woo_order_number: String,
+    /// Delivery date the order carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_delivery_date: Option<String>,
+    /// Delivery time (or window) the order carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_delivery_time: Option<String>,
+}
+
+/// Which of the two invoices a job makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceKind {
+    /// The live sync: submitted, unpaid, full accounting and stock effects.
+    Live,
+    /// The backfill: paid, reporting only, no stock movement.
+    Historical,
+}
+
+impl InvoiceKind {
+    /// The ledger's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceKind::Live => "live",
+            InvoiceKind::Historical => "historical",
+        }
+    }
+}
+
+impl SalesInvoice {
+    /// Sets the flags of `kind`: live is submitted, unpaid and moves stock;
+    /// historical is a paid POS invoice (its payment of `amount` with
+    /// `mode_of_payment`) that moves no stock. Both are submitted.
+    pub fn with_kind(mut self, kind: InvoiceKind, amount: f64) -> Self {
+        self.docstatus = 1;
+        match kind {
+            InvoiceKind::Live => {
+                self.is_pos = 0;
+                self.update_stock = 1;
+                self.payments.clear();
+            }
+            InvoiceKind::Historical => {
+                self.is_pos = 1;
+                self.update_stock = 0;
+                self.payments = vec![InvoicePayment {
+                    mode_of_payment: self.custom_payment_method.clone(),
+                    amount,
+                }];
+            }
+        }
+        self
+    }
+}
+
+/// What we read back of a Sales Invoice.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InvoiceDoc {
+    /// Its name (`ACC-SINV-2026-00001`).
+    pub name: String,
+    /// 0 draft, 1 submitted, 2 cancelled.
+    #[serde(default)]
+    pub docstatus: i16,
+    /// The shop reference it carries.
+    #[serde(default)]
+    pub po_no: Option<String>,
+    /// The customer.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// Its total.
+    #[serde(default)]
+    pub grand_total: f64,
+    /// What remains to be paid.
+    #[serde(default)]
+    pub outstanding_amount: f64,
+    /// 1 for a POS invoice (paid with it).
+    #[serde(default)]
+    pub is_pos: i64,
+}
+
+/// A Payment Entry receiving an invoice's amount: `payment_type: Receive`
+/// from the customer into `paid_to`, allocated in full to the invoice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaymentEntry {
+    /// The customer paying (the invoice's customer).
+    pub party: String,
+    /// The ERP account receiving the money (e.g. the company's Kashier account).
+    pub paid_to: String,
+    /// The amount, allocated in full to the invoice.
+    pub amount: f64,
+    /// Our unique key for look-ups: the order reference.
+    pub reference_no: String,
+    /// The date of the payment.
+    pub reference_date: NaiveDate,
+    /// The invoice it pays.
+    pub invoice: String,
+    /// Mode of Payment spelling.
+    pub mode_of_payment: String,
+}
+
+/// What we read back of a Payment Entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PaymentEntryDoc {
+    /// Its name.
+    pub name: String,
+    /// 0 draft, 1 submitted, 2 cancelled.
+    #[serde(default)]
+    pub docstatus: i16,
+    /// Amount received.
+    #[serde(default)]
+    pub paid_amount: f64,
 }
 
 /// One line of a [`SalesInvoice`].
@@ -76,14 +208,12 @@ pub struct InvoicePayment {
     pub amount: f64,
 }
 
-/// What is actually POSTed: the invoice plus the fixed flags.
+/// What is actually POSTed: the invoice plus the fixed flag.
 #[derive(Serialize)]
 struct InvoiceBody<'a> {
     #[serde(flatten)]
     invoice: &'a SalesInvoice,
     set_posting_time: u8,
-    is_pos: u8,
-    docstatus: u8,
 }
 
 /// A client for one ERPNext site and API user.
@@ -154,7 +284,8 @@ impl ErpClient {
         Ok(list.data.into_iter().next().map(|row| row.name))
     }
 
-    /// Creates a draft Sales Invoice and returns its name:
+    /// Creates a Sales Invoice (draft or submitted, as its `docstatus` says)
+    /// and returns its name:
     /// `POST /api/resource/Sales Invoice`.
     ///
     /// # Errors
@@ -180,8 +311,6 @@ impl ErpClient {
         let body = InvoiceBody {
             invoice,
             set_posting_time: 1,
-            is_pos: 1,
-            docstatus: 0,
         };
         let request = self
             .http
@@ -191,6 +320,164 @@ impl ErpClient {
             .send(request, &format!("invoice for po_no {:?}", invoice.po_no))
             .await?;
         Ok(created.data.name)
+    }
+
+    /// The Sales Invoice whose `po_no` is `po_no`, if any, with its
+    /// docstatus and amounts. When several carry it (made by hand), the one
+    /// not cancelled is preferred.
+    ///
+    /// # Errors
+    /// As for [`ErpClient::find_invoice_by_po`].
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), po_no = %po_no), err(Display, level = "debug"))]
+    pub async fn invoice_by_po(&self, po_no: &str) -> Result<Option<InvoiceDoc>, ProviderError> {
+        let filters = serde_json::json!([["po_no", "=", po_no]]).to_string();
+        let request = self
+            .http
+            .get(format!("{}/{SALES_INVOICE}", self.base_url))
+            .query(&[
+                ("filters", filters.as_str()),
+                ("fields", INVOICE_FIELDS),
+                ("limit_page_length", "20"),
+            ]);
+        let list: List<InvoiceDoc> = self
+            .send(request, &format!("invoice lookup for po_no {po_no:?}"))
+            .await?;
+        let mut docs = list.data;
+        docs.sort_by_key(|d| d.docstatus == 2);
+        Ok(docs.into_iter().next())
+    }
+
+    /// The Sales Invoice `name`: `GET /api/resource/Sales Invoice/{name}`.
+    ///
+    /// # Errors
+    /// [`ErrorClass::NotFound`] if it does not exist; otherwise as for
+    /// [`ErpClient::find_invoice_by_po`].
+    pub async fn invoice(&self, name: &str) -> Result<InvoiceDoc, ProviderError> {
+        let request = self.http.get(format!(
+            "{}/{SALES_INVOICE}/{}",
+            self.base_url,
+            encode_segment(name)
+        ));
+        let doc: Data<InvoiceDoc> = self.send(request, &format!("invoice {name}")).await?;
+        Ok(doc.data)
+    }
+
+    /// Moves the Sales Invoice `name` to `docstatus` (1 submit, 2 cancel):
+    /// `PUT /api/resource/Sales Invoice/{name}` with `{"docstatus": n}`.
+    /// Frappe allows 0->1 and 1->2 only (a draft is submitted before it is
+    /// cancelled); any other move is a `DocstatusTransitionError`.
+    ///
+    /// # Errors
+    /// [`ErrorClass::Validation`] for a refused transition or a linked
+    /// document (`LinkExistsError`); otherwise as for
+    /// [`ErpClient::create_invoice`].
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), invoice = %name, docstatus), err(Display, level = "debug"))]
+    pub async fn set_invoice_docstatus(
+        &self,
+        name: &str,
+        docstatus: u8,
+    ) -> Result<InvoiceDoc, ProviderError> {
+        let request = self
+            .http
+            .put(format!(
+                "{}/{SALES_INVOICE}/{}",
+                self.base_url,
+                encode_segment(name)
+            ))
+            .json(&serde_json::json!({ "docstatus": docstatus }));
+        let doc: Data<InvoiceDoc> = self
+            .send(request, &format!("docstatus {docstatus} of invoice {name}"))
+            .await?;
+        Ok(doc.data)
+    }
+
+    /// Payment Entries whose `reference_no` is `reference_no` (ours carry the
+    /// order reference), any docstatus.
+    ///
+    /// # Errors
+    /// As for [`ErpClient::find_invoice_by_po`].
+    pub async fn payment_entries(
+        &self,
+        reference_no: &str,
+    ) -> Result<Vec<PaymentEntryDoc>, ProviderError> {
+        let filters = serde_json::json!([["reference_no", "=", reference_no]]).to_string();
+        let request = self
+            .http
+            .get(format!("{}/{PAYMENT_ENTRY}", self.base_url))
+            .query(&[
+                ("filters", filters.as_str()),
+                ("fields", r#"["name","docstatus","paid_amount"]"#),
+                ("limit_page_length", "0"),
+            ]);
+        let list: List<PaymentEntryDoc> = self
+            .send(
+                request,
+                &format!("payment lookup for reference_no {reference_no:?}"),
+            )
+            .await?;
+        Ok(list.data)
+    }
+
+    /// Creates and submits a Payment Entry receiving `entry.amount` from the
+    /// customer into `entry.paid_to`, allocated in full to `entry.invoice`;
+    /// returns its name.
+    ///
+    /// # Errors
+    /// [`ErrorClass::Validation`] when the ERP refuses it (unknown account,
+    /// an allocation above the outstanding amount, a cancelled invoice);
+    /// otherwise as for [`ErpClient::create_invoice`].
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), account = %self.account(), invoice = %entry.invoice), err(Display, level = "debug"))]
+    pub async fn create_payment_entry(
+        &self,
+        entry: &PaymentEntry,
+    ) -> Result<String, ProviderError> {
+        let body = serde_json::json!({
+            "payment_type": "Receive",
+            "party_type": "Customer",
+            "party": entry.party,
+            "paid_to": entry.paid_to,
+            "paid_amount": entry.amount,
+            "received_amount": entry.amount,
+            "mode_of_payment": entry.mode_of_payment,
+            "reference_no": entry.reference_no,
+            "reference_date": entry.reference_date,
+            "posting_date": entry.reference_date,
+            "references": [{
+                "reference_doctype": "Sales Invoice",
+                "reference_name": entry.invoice,
+                "allocated_amount": entry.amount,
+            }],
+            "docstatus": 1,
+        });
+        let request = self
+            .http
+            .post(format!("{}/{PAYMENT_ENTRY}", self.base_url))
+            .json(&body);
+        let created: Data<PaymentEntryDoc> = self
+            .send(
+                request,
+                &format!("payment entry for {}", entry.reference_no),
+            )
+            .await?;
+        Ok(created.data.name)
+    }
+
+    /// Cancels the submitted Payment Entry `name` (docstatus 1 -> 2).
+    ///
+    /// # Errors
+    /// As for [`ErpClient::set_invoice_docstatus`].
+    pub async fn cancel_payment_entry(&self, name: &str) -> Result<(), ProviderError> {
+        let request = self
+            .http
+            .put(format!(
+                "{}/{PAYMENT_ENTRY}/{}",
+                self.base_url,
+                encode_segment(name)
+            ))
+            .json(&serde_json::json!({ "docstatus": 2 }));
+        self.send::<serde_json::Value>(request, &format!("cancel of payment entry {name}"))
+            .await
+            .map(drop)
     }
 
     /// Checks the URL and credentials by listing at most one Sales Invoice
@@ -224,6 +511,25 @@ impl ErpClient {
         let (_, value) = self.account.fetch_json(request, classify, what).await?;
         Ok(value)
     }
+}
+
+/// Frappe's `{"data": [...]}` list envelope.
+#[derive(Deserialize)]
+struct List<T> {
+    data: Vec<T>,
+}
+
+/// Frappe's `{"data": {...}}` document envelope.
+#[derive(Deserialize)]
+struct Data<T> {
+    data: T,
+}
+
+/// A document name as one URL path segment (names may hold spaces or `/`).
+fn encode_segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// Frappe's error body: the fields we read.
@@ -456,29 +762,61 @@ mod tests {
                 qty: 2.0,
                 rate: 1250.0,
             }],
-            payments: vec![InvoicePayment {
-                mode_of_payment: mode.into(),
-                amount: 2500.0,
-            }],
+            payments: Vec::new(),
+            is_pos: 0,
+            update_stock: 0,
+            docstatus: 0,
+            custom_payment_method: mode.into(),
+            woo_order_id: 1,
+            woo_order_number: "1".into(),
+            custom_delivery_date: None,
+            custom_delivery_time: None,
         }
+        .with_kind(InvoiceKind::Historical, 2500.0)
     }
 
     #[test]
-    fn invoice_body_carries_the_fixed_flags() {
+    fn historical_invoice_is_paid_and_moves_no_stock() {
         let inv = invoice("WC-1", "Cash");
         let body = serde_json::to_value(InvoiceBody {
             invoice: &inv,
             set_posting_time: 1,
-            is_pos: 1,
-            docstatus: 0,
         })
         .unwrap();
         assert_eq!(body["posting_date"], "2024-05-01");
         assert_eq!(body["set_posting_time"], 1);
         assert_eq!(body["is_pos"], 1);
-        assert_eq!(body["docstatus"], 0);
+        assert_eq!(body["update_stock"], 0);
+        assert_eq!(body["docstatus"], 1);
         assert_eq!(body["items"][0]["rate"], 1250.0);
         assert_eq!(body["payments"][0]["mode_of_payment"], "Cash");
+        assert_eq!(body["payments"][0]["amount"], 2500.0);
+        assert_eq!(body["custom_payment_method"], "Cash");
+        assert_eq!(body["woo_order_id"], 1);
+        assert!(body.get("custom_delivery_date").is_none());
+    }
+
+    #[test]
+    fn live_invoice_is_submitted_unpaid_and_moves_stock() {
+        let mut inv = invoice("WC-1", "Kashier Card").with_kind(InvoiceKind::Live, 2500.0);
+        inv.custom_delivery_date = Some("2024-05-03".into());
+        let body = serde_json::to_value(InvoiceBody {
+            invoice: &inv,
+            set_posting_time: 1,
+        })
+        .unwrap();
+        assert_eq!(body["is_pos"], 0);
+        assert_eq!(body["update_stock"], 1);
+        assert_eq!(body["docstatus"], 1);
+        assert!(body.get("payments").is_none(), "{body}");
+        assert_eq!(body["custom_payment_method"], "Kashier Card");
+        assert_eq!(body["custom_delivery_date"], "2024-05-03");
+    }
+
+    #[test]
+    fn document_names_are_one_path_segment() {
+        assert_eq!(encode_segment("ACC-SINV-2024-00001"), "ACC-SINV-2024-00001");
+        assert_eq!(encode_segment("SINV 1/2+3"), "SINV%201%2F2%2B3");
     }
 
     const TOKEN: &str = "token key123:secret456";

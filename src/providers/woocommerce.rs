@@ -279,6 +279,28 @@ impl WooClient {
         Ok(self.send(request, &format!("order {id}")).await?.1)
     }
 
+    /// Sets one order's status: `PUT /wp-json/wc/v3/orders/<id>` with
+    /// `{"status": ...}`; returns the order as saved (its `date_modified`
+    /// moved). WooCommerce has no conditional update: callers read the
+    /// order's modification time first.
+    ///
+    /// # Errors
+    ///
+    /// An unknown order is a 400 `woocommerce_rest_shop_order_invalid_id`
+    /// ([`ErrorClass::BadRequest`]); an unknown status a 400
+    /// `rest_invalid_param`; the other classes as for [`WooClient::list_orders`].
+    #[tracing::instrument(skip_all, fields(provider = PROVIDER.as_str(), store = %self.store(), order_id = id, status = %status), err(Display, level = "debug"))]
+    pub async fn set_order_status(&self, id: i64, status: &str) -> Result<WooOrder, ProviderError> {
+        let request = self
+            .http
+            .put(format!("{}/orders/{id}", self.api_url))
+            .json(&serde_json::json!({ "status": status }));
+        Ok(self
+            .send(request, &format!("status {status} of order {id}"))
+            .await?
+            .1)
+    }
+
     /// Checks the URL and keys by listing one order; returns the store's
     /// order count.
     ///

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 
-use crate::domain::payment::INVOICEABLE_STATUSES;
+use crate::domain::payment::{CANCELLING_STATUSES, INVOICEABLE_STATUSES};
 use crate::domain::schedule::Entry;
 use crate::domain::{JobKind, NormalizedStatus, Source};
 use crate::jobs::Deps;
@@ -187,7 +187,17 @@ pub async fn tick_store(
             let refs = not_held(deps, kind, refs, &mut held).await?;
             spread(kind, store, &refs, tick, Duration::ZERO, &args)
         }
-        JobKind::SendSms | JobKind::Noop => return Ok(TickResult::Skipped("not a scheduled kind")),
+        JobKind::CancelInvoice => {
+            let refs =
+                crate::ledger::orders::needing_cancellation(&deps.db, store, &CANCELLING_STATUSES)
+                    .await?;
+            let refs =
+                crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
+            spread(kind, store, &refs, tick, Duration::ZERO, &args)
+        }
+        JobKind::SendSms | JobKind::RecordPayment | JobKind::WriteBack | JobKind::Noop => {
+            return Ok(TickResult::Skipped("not a scheduled kind"))
+        }
     };
     let n = jobs.len();
     if n > 0 {

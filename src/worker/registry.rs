@@ -9,7 +9,10 @@ pub fn default_concurrency(kind: JobKind) -> usize {
     match kind {
         JobKind::ImportOrders | JobKind::FetchTracking => 8,
         JobKind::RefreshStatus => 200,
-        JobKind::CreateInvoice => 50,
+        JobKind::CreateInvoice
+        | JobKind::CancelInvoice
+        | JobKind::RecordPayment
+        | JobKind::WriteBack => 50,
         JobKind::SendSms => 50,
         JobKind::Noop => 1_000,
     }

@@ -42,6 +42,15 @@ async fn an_invoice_backfill_reports_what_the_ledger_holds() {
                 mode_of_payment: "Cash".into(),
                 amount: 1.0,
             }],
+            // As the old cron job made them: a paid POS draft.
+            is_pos: 1,
+            update_stock: 0,
+            docstatus: 0,
+            custom_payment_method: "Cash".into(),
+            woo_order_id: 0,
+            woo_order_number: reference.clone(),
+            custom_delivery_date: None,
+            custom_delivery_time: None,
         };
         erp.create_invoice(&invoice).await.unwrap();
     }

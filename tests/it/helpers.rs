@@ -48,6 +48,9 @@ pub const FAST_POLICIES: &str = "[deferral]\ndelay_ms = 300\nmax_age_secs = 3600
 [jobs.refresh_status]\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n\
 [jobs.create_invoice]\nmax_attempts = 5\nbackoff_base_ms = 40\nbackoff_cap_ms = 1000\n\
 [jobs.send_sms]\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n\
+[jobs.cancel_invoice]\nmax_attempts = 5\nbackoff_base_ms = 40\nbackoff_cap_ms = 1000\n\
+[jobs.record_payment]\nmax_attempts = 5\nbackoff_base_ms = 40\nbackoff_cap_ms = 1000\n\
+[jobs.write_back]\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n\
 [jobs.noop]\nmax_attempts = 3\nbackoff_base_ms = 20\nbackoff_cap_ms = 200\n";
 
 /// Two stores like domain.md section 1: ALPH on its own courier account,

@@ -19,6 +19,7 @@ mod hostile;
 mod hostile_props;
 mod janitor;
 mod ledger;
+mod lifecycle;
 mod limits;
 mod ops;
 mod orders;

@@ -109,7 +109,10 @@ const DEMO_POLICIES: &str = "[deferral]\ndelay_ms = 1500\nmax_age_secs = 3600\n\
 [jobs.fetch_tracking]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
 [jobs.refresh_status]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
 [jobs.create_invoice]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
-[jobs.send_sms]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n";
+[jobs.send_sms]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.cancel_invoice]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.record_payment]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n\n\
+[jobs.write_back]\nbackoff_base_ms = 200\nbackoff_cap_ms = 2000\n";
 
 /// The demo: simulator, a fresh database, two worker processes, three waves
 /// of jobs, and a per-store summary.
@@ -145,7 +148,13 @@ pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ordersync-{namespace}"));
     std::fs::create_dir_all(&dir)?;
     let config_path = dir.join("ordersync.toml");
-    let (toml, secrets) = ordersync_simulator::ordersync_config(&sim, DEMO_POLICIES);
+    // The simulated company's rules: Kashier payments at once, cash on
+    // delivery on delivery, delivered orders completed in the shop.
+    let (toml, secrets) = ordersync_simulator::ordersync_config_with_store_rules(
+        &sim,
+        DEMO_POLICIES,
+        ordersync_simulator::STORE_RULES,
+    );
     std::fs::write(&config_path, &toml)?;
     // The config file names only variables; the secrets go to the workers'
     // environment, never to disk.
@@ -257,6 +266,16 @@ pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
     println!("[{:>5.1}s] queues drained", started.elapsed().as_secs_f64());
 
+    // Some customers cancel or get refunded after their invoice: the shop's
+    // webhooks would enqueue the cancellations.
+    let cancellations = cancel_some_orders(&deps, &sim, &stores).await?;
+    println!(
+        "[{:>5.1}s] the shops cancelled or refunded {cancellations} invoiced orders",
+        started.elapsed().as_secs_f64()
+    );
+    wait_drained(&g.redis_url, &namespace, deadline, &mut workers).await?;
+    println!("[{:>5.1}s] queues drained", started.elapsed().as_secs_f64());
+
     for worker in &mut workers {
         stop_worker(worker).await;
     }
@@ -269,9 +288,108 @@ pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         sim.sms_total(),
         args.database
     );
+    lifecycle_summary(&deps, &sim, &stores).await?;
     sim.shutdown().await;
     ordersync::queue::depth::delete_namespace(&g.redis_url, &namespace).await?;
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The shop cancels every 9th and refunds every 13th invoiced order of each
+/// store (after its payment, for prepaid ones); their cancellations are
+/// enqueued as the shop's webhooks would. Returns how many.
+async fn cancel_some_orders(
+    deps: &ordersync::jobs::Deps,
+    sim: &ordersync_simulator::SimHandle,
+    stores: &[String],
+) -> anyhow::Result<usize> {
+    let mut jobs = Vec::new();
+    for store in stores {
+        let invoiced: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT o.reference, o.shop_order_id FROM orders o JOIN invoices i ON i.order_id = o.id
+             WHERE o.store = $1 AND i.state = 'created' ORDER BY o.id",
+        )
+        .bind(store)
+        .fetch_all(&deps.db)
+        .await?;
+        for (i, (reference, shop_id)) in invoiced.iter().enumerate() {
+            let status = match (i % 9, i % 13) {
+                (0, _) => "cancelled",
+                (_, 0) => "refunded",
+                _ => continue,
+            };
+            if sim.set_shop_order_status(store, *shop_id, status) {
+                jobs.push(NewJob::for_order(JobKind::CancelInvoice, store, reference));
+            }
+        }
+    }
+    let n = jobs.len();
+    // The import brings the shop's new statuses into the ledger first.
+    let imports = stores
+        .iter()
+        .map(|s| NewJob::for_store(JobKind::ImportOrders, s))
+        .collect();
+    deps.enqueuer.enqueue(Source::Demo, imports).await?;
+    deps.enqueuer.enqueue(Source::Demo, jobs).await?;
+    Ok(n)
+}
+
+/// Per store: invoices submitted, payments recorded, invoices cancelled,
+/// orders written back, from the ledger; then the same totals as the
+/// simulator counted them, which must be equal.
+async fn lifecycle_summary(
+    deps: &ordersync::jobs::Deps,
+    sim: &ordersync_simulator::SimHandle,
+    stores: &[String],
+) -> anyhow::Result<()> {
+    let rows = ordersync::ledger::invoice_steps::per_store(&deps.db).await?;
+    println!("\ninvoice lifecycle (ledger):");
+    println!(
+        "  {:<6} {:>10} {:>9} {:>10} {:>13}",
+        "store", "submitted", "payments", "cancelled", "written back"
+    );
+    let mut total = ordersync::ledger::invoice_steps::LifecycleCounts::default();
+    for row in &rows {
+        println!(
+            "  {:<6} {:>10} {:>9} {:>10} {:>13}",
+            row.store, row.submitted, row.payments, row.cancelled, row.written_back
+        );
+        total.submitted += row.submitted;
+        total.payments += row.payments;
+        total.cancelled += row.cancelled;
+        total.payments_cancelled += row.payments_cancelled;
+        total.written_back += row.written_back;
+    }
+    let erp = sim.erp_counts();
+    let writes: usize = stores.iter().map(|s| sim.shop_status_writes(s).len()).sum();
+    let ledger = (
+        total.submitted,
+        total.payments,
+        total.cancelled,
+        total.payments_cancelled,
+        total.written_back,
+    );
+    let simulator = (
+        erp.submitted as i64,
+        erp.payments as i64,
+        erp.cancelled as i64,
+        erp.payments_cancelled as i64,
+        writes as i64,
+    );
+    println!(
+        "  simulator: {} submitted, {} payments ({} cancelled by refunds), {} cancelled, {} written back",
+        simulator.0, simulator.1, simulator.3, simulator.2, simulator.4
+    );
+    anyhow::ensure!(
+        ledger == simulator,
+        "the ledger (submitted, payments, cancelled, payments cancelled, written back) {ledger:?} disagrees with the simulator {simulator:?}"
+    );
+    anyhow::ensure!(
+        erp.violations.is_empty(),
+        "the ERP saw broken lifecycle rules: {}",
+        erp.violations.join("; ")
+    );
+    println!("  ledger and simulator agree; no invoice submitted, cancelled or paid twice");
     Ok(())
 }
 
@@ -303,6 +421,15 @@ async fn seed_old_invoices(
                     mode_of_payment: "Cash".into(),
                     amount: 1.0,
                 }],
+                // As the old cron job made them: a paid POS draft.
+                is_pos: 1,
+                update_stock: 0,
+                docstatus: 0,
+                custom_payment_method: "Cash".into(),
+                woo_order_id: 0,
+                woo_order_number: reference.clone(),
+                custom_delivery_date: None,
+                custom_delivery_time: None,
             };
             erp.create_invoice(&invoice).await?;
             created += 1;

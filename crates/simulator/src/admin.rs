@@ -3,7 +3,7 @@
 //!
 //! | route | body / query | answer |
 //! |---|---|---|
-//! | `GET /_sim/stats` | | `{"requests":{"courier":n,"shop":n,"erp":n,"sms":n},"invoices":n,"sms":n}` |
+//! | `GET /_sim/stats` | | `{"requests":{"courier":n,"shop":n,"erp":n,"sms":n},"invoices":n,"sms":n,"erp":{ErpCounts + shop_status_writes}}` |
 //! | `GET /_sim/config` | | the [`SimConfig`](crate::SimConfig) JSON |
 //! | `GET /_sim/invoices` | `?po_no=X` optional | array of invoice docs |
 //! | `GET /_sim/sms` | `?phone=X` optional | array of `{recipient,sender,message,message_id,sent_at}` |
@@ -82,11 +82,13 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
         .iter()
         .map(|s| (s.as_str().to_string(), json!(h.request_count(*s))))
         .collect();
-    let (invoices, sms) = {
+    let (invoices, sms, erp) = {
         let st = sim.state();
-        (st.invoices.all().len(), st.sms.len())
+        let mut erp = serde_json::to_value(st.invoices.counts()).unwrap_or(Value::Null);
+        erp["shop_status_writes"] = json!(st.shop_status_writes.len());
+        (st.invoices.all().len(), st.sms.len(), erp)
     };
-    Json(json!({"requests": requests, "invoices": invoices, "sms": sms}))
+    Json(json!({"requests": requests, "invoices": invoices, "sms": sms, "erp": erp}))
 }
 
 async fn config(State(sim): State<Arc<Sim>>) -> Json<Value> {

@@ -57,9 +57,12 @@ use serde_json::Value;
 
 pub use self::config::{SimConfig, SimStore, DEFAULT_COURIER_COVERAGE, DEFAULT_COURIER_PAGE_SIZE};
 pub use self::fault_plan::{Knobs, DEFAULT_HANG};
-pub use self::ordersync_config::ordersync_config;
+pub use self::ordersync_config::{
+    ordersync_config, ordersync_config_with_store_rules, STORE_RULES,
+};
 pub use self::server::start;
 pub use self::service::Service;
+pub use self::state::ErpCounts;
 
 use self::sim::Sim;
 
@@ -161,6 +164,18 @@ impl SimHandle {
         self.inner.state().invoices.all().to_vec()
     }
 
+    /// Every Payment Entry document, in creation order.
+    pub fn payment_entries(&self) -> Vec<Value> {
+        self.inner.state().invoices.payments().to_vec()
+    }
+
+    /// The ERP's lifecycle counts (submitted, cancelled, paid, stock moves)
+    /// and any rule broken (an invoice submitted, cancelled or paid twice,
+    /// two live invoices for one order).
+    pub fn erp_counts(&self) -> ErpCounts {
+        self.inner.state().invoices.counts()
+    }
+
     /// Texts accepted for `phone` (as written in the request), oldest first.
     pub fn sms_messages_to(&self, phone: &str) -> Vec<String> {
         self.inner
@@ -221,6 +236,35 @@ impl SimHandle {
             .state()
             .add_shop_order(store, payment_method, status, at_courier)
             .unwrap_or(Value::Null)
+    }
+
+    /// Sets (or adds) a `meta_data` entry of a shop order, as a delivery-slot
+    /// plugin would; false if the store or the order is missing.
+    pub fn set_shop_order_meta(&self, store: &str, order_id: i64, key: &str, value: Value) -> bool {
+        let mut st = self.inner.state();
+        match st
+            .shops
+            .get_mut(store)
+            .and_then(|s| s.orders.get_mut(&order_id))
+        {
+            Some(order) => {
+                order.upsert_meta(key, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Status writes made through the shop's REST API (`PUT /orders/{id}`
+    /// with a `status`) to `store`'s orders: (order id, status), in order.
+    pub fn shop_status_writes(&self, store: &str) -> Vec<(i64, String)> {
+        self.inner
+            .state()
+            .shop_status_writes
+            .iter()
+            .filter(|(s, _, _)| s == store)
+            .map(|(_, id, status)| (*id, status.clone()))
+            .collect()
     }
 
     /// A store's orders as WooCommerce JSON, by ascending id (empty if unknown).

@@ -10,6 +10,17 @@ use crate::SimHandle;
 /// needs (secret variable -> value); `extra` is appended to the TOML
 /// (policy overrides).
 pub fn ordersync_config(sim: &SimHandle, extra: &str) -> (String, Vec<(String, String)>) {
+    ordersync_config_with_store_rules(sim, extra, "")
+}
+
+/// [`ordersync_config`] with `store_rules` (TOML sub-tables such as
+/// `[stores.payments]` and `[stores.write_back]`) added to every store.
+/// [`STORE_RULES`] are the rules of the simulated company.
+pub fn ordersync_config_with_store_rules(
+    sim: &SimHandle,
+    extra: &str,
+    store_rules: &str,
+) -> (String, Vec<(String, String)>) {
     let config = sim.config();
     let mut secrets = vec![
         ("SIM_ERP_KEY".to_owned(), config.erp_api_key.clone()),
@@ -60,7 +71,17 @@ pub fn ordersync_config(sim: &SimHandle, extra: &str) -> (String, Vec<(String, S
             store.code,
             sim.shop_url(&store.code)
         ));
+        if !store_rules.is_empty() {
+            toml.push_str(store_rules);
+            toml.push_str("\n\n");
+        }
     }
     toml.push_str(extra);
     (toml, secrets)
 }
+
+/// The simulated company's payment and write-back rules: Kashier card and
+/// wallet into its Kashier account at once, cash on delivery into its cash
+/// account on delivery; delivered orders marked completed, returned ones
+/// cancelled.
+pub const STORE_RULES: &str = "[stores.payments]\naccounts = { kashier_card = \"Kashier - SIM\", kashier_wallet = \"Kashier - SIM\" }\ncod_on_delivery = \"Cash - SIM\"\n[stores.write_back]\ndelivered = \"completed\"\nreturned = \"cancelled\"";

@@ -431,13 +431,17 @@ async fn update(
             }
         }
     }
-    match status {
-        Some(s) => order.set_status(&s),
+    match &status {
+        Some(s) => order.set_status(s),
         None => {
             order.touch();
         }
     }
-    axum::Json(order.to_json()).into_response()
+    let json = order.to_json();
+    if let (Some(s), Ok(id)) = (status, id.parse::<i64>()) {
+        st.shop_status_writes.push((store, id, s));
+    }
+    axum::Json(json).into_response()
 }
 
 /// Injected failures: WordPress's JSON for 4xx and PHP fatals (500), the

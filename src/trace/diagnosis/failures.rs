@@ -98,6 +98,9 @@ pub(super) fn failure_finding(
             "create_invoice" => "invoice not created: ".to_owned(),
             "send_sms" => format!("customer not texted about '{status}': "),
             "refresh_status" => "status not refreshed: ".to_owned(),
+            "cancel_invoice" => "invoice not cancelled: ".to_owned(),
+            "record_payment" => "payment not recorded: ".to_owned(),
+            "write_back" => format!("shop not told the order is '{status}': "),
             _ => "last job failed: ".to_owned(),
         };
         format!(

@@ -116,6 +116,9 @@ fn all_good(trace: &OrderTrace, now: DateTime<Utc>) -> Option<Finding> {
     let order = &trace.order;
     let status = order.status.as_deref()?;
     let invoiced = match &trace.invoice {
+        Some(i) if i.state == "voided" => {
+            " and never invoiced (cancelled before any invoice)".to_owned()
+        }
         Some(i) if i.state != "creating" => {
             format!(" and invoiced ({})", i.erp_name.as_deref().unwrap_or("?"))
         }

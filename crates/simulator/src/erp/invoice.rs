@@ -10,13 +10,14 @@ use serde_json::{json, Map, Value};
 
 use super::{
     authenticate, frappe_error, frappe_now, frappe_today, modes_of_payment, not_found,
-    timestamp_mismatch, validation, MODES_OF_PAYMENT, MODE_OF_PAYMENT, SALES_INVOICE,
+    timestamp_mismatch, validation, MODES_OF_PAYMENT, MODE_OF_PAYMENT, PAYMENT_ENTRY,
+    SALES_INVOICE,
 };
 use crate::sim::Sim;
 
 /// A numeric field as Frappe accepts it: a number or a numeric string;
 /// anything else is 0.
-fn number(v: Option<&Value>) -> f64 {
+pub(super) fn number(v: Option<&Value>) -> f64 {
     match v {
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
         Some(Value::String(s)) => s.trim().parse().unwrap_or(0.0),
@@ -35,7 +36,7 @@ fn truthy(v: Option<&Value>) -> bool {
 
 /// The document of a POST / PUT body: the object itself, or Frappe's `data`
 /// wrapper (object or JSON string).
-fn body_doc(body: &[u8]) -> Result<Map<String, Value>, Response> {
+pub(super) fn body_doc(body: &[u8]) -> Result<Map<String, Value>, Response> {
     let bad = || {
         validation(
             "ValidationError",
@@ -102,8 +103,9 @@ fn validate_invoice(doc: &Map<String, Value>, name: &str) -> Result<(), Response
     Ok(())
 }
 
-/// Fills the computed fields of a Sales Invoice (amounts, child rows, status).
-fn compute_invoice(doc: &mut Map<String, Value>) {
+/// Fills the computed fields of a Sales Invoice (amounts, child rows,
+/// status); `entries_paid` is what submitted Payment Entries allocate to it.
+pub(super) fn compute_invoice(doc: &mut Map<String, Value>, entries_paid: f64) {
     let parent = doc.get("name").cloned().unwrap_or(Value::Null);
     let docstatus = doc.get("docstatus").cloned().unwrap_or(json!(0));
     let mut grand_total = 0.0;
@@ -139,6 +141,7 @@ fn compute_invoice(doc: &mut Map<String, Value>) {
     if !truthy(doc.get("is_pos")) {
         paid = 0.0;
     }
+    paid += entries_paid;
     let outstanding = (grand_total - paid).max(0.0);
     doc.insert("total".into(), json!(grand_total));
     doc.insert("grand_total".into(), json!(grand_total));
@@ -147,6 +150,7 @@ fn compute_invoice(doc: &mut Map<String, Value>) {
     doc.insert("outstanding_amount".into(), json!(outstanding));
     let status = match docstatus.as_i64() {
         Some(1) if outstanding == 0.0 => "Paid",
+        Some(1) if paid > 0.0 => "Partly Paid",
         Some(1) => "Unpaid",
         Some(2) => "Cancelled",
         _ => "Draft",
@@ -163,6 +167,9 @@ pub(super) async fn create(
 ) -> Response {
     if let Err(res) = authenticate(&sim, &headers) {
         return res;
+    }
+    if doctype == PAYMENT_ENTRY {
+        return super::payment::create(&sim, &body);
     }
     if doctype != SALES_INVOICE {
         return frappe_error(
@@ -226,9 +233,12 @@ pub(super) async fn create(
     doc.insert("modified".into(), json!(now));
     doc.entry("currency").or_insert(json!("DZD"));
     doc.entry("po_no").or_insert(Value::Null);
-    compute_invoice(&mut doc);
+    compute_invoice(&mut doc, 0.0);
+    let moves_stock = truthy(doc.get("update_stock"));
     let doc = Value::Object(doc);
     st.invoices.push(doc.clone());
+    st.invoices
+        .note_docstatus(&name, None, docstatus, moves_stock);
     axum::Json(json!({ "data": doc })).into_response()
 }
 
@@ -243,6 +253,7 @@ pub(super) async fn read(
     }
     let doc = match doctype.as_str() {
         SALES_INVOICE => sim.state().invoices.by_name(&name).cloned(),
+        PAYMENT_ENTRY => sim.state().invoices.payment_by_name(&name).cloned(),
         MODE_OF_PAYMENT => modes_of_payment()
             .into_iter()
             .find(|d| d["name"] == name.as_str()),
@@ -265,6 +276,9 @@ pub(super) async fn update(
 ) -> Response {
     if let Err(res) = authenticate(&sim, &headers) {
         return res;
+    }
+    if doctype == PAYMENT_ENTRY {
+        return super::payment::update(&sim, &name, &body);
     }
     if doctype != SALES_INVOICE {
         return frappe_error(
@@ -322,9 +336,24 @@ pub(super) async fn update(
             return res;
         }
     }
+    let payments = st.invoices.active_payments_for(&name);
+    if (from, to) == (1, 2) {
+        // Frappe refuses to cancel a document that submitted documents link
+        // to: the payment is cancelled first.
+        if let Some((entry, _)) = payments.first() {
+            let msg = format!(
+                "Cannot delete or cancel because Sales Invoice {name} is linked with Payment Entry {entry}"
+            );
+            return validation("LinkExistsError", &msg, &msg);
+        }
+    }
+    let entries_paid: f64 = payments.iter().map(|(_, a)| a).sum();
     doc.insert("docstatus".into(), json!(to));
     doc.insert("modified".into(), json!(frappe_now()));
-    compute_invoice(&mut doc);
+    compute_invoice(&mut doc, entries_paid);
+    let moves_stock = truthy(doc.get("update_stock"));
     st.invoices.replace(&name, Value::Object(doc.clone()));
+    st.invoices
+        .note_docstatus(&name, Some(from), to, moves_stock);
     axum::Json(json!({ "data": doc })).into_response()
 }

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::{
-    authenticate, modes_of_payment, not_found, validation, MODE_OF_PAYMENT, SALES_INVOICE,
+    authenticate, modes_of_payment, not_found, validation, MODE_OF_PAYMENT, PAYMENT_ENTRY,
+    SALES_INVOICE,
 };
 use crate::http::{query_get, query_pairs};
 use crate::sim::Sim;
@@ -185,6 +186,7 @@ pub(super) async fn list(
             Some((_, v)) => st.invoices.with_po(v).collect(),
             None => st.invoices.all().iter().collect(),
         },
+        PAYMENT_ENTRY => st.invoices.payments().iter().collect(),
         MODE_OF_PAYMENT => modes.iter().collect(),
         other => return not_found(&format!("DocType {other} not found")),
     };

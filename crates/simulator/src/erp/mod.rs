@@ -1,5 +1,8 @@
-//! ERPNext (Frappe) REST: Sales Invoice create / list / read / update, the
-//! Mode of Payment list, and the `ping` / `get_logged_user` methods.
+//! ERPNext (Frappe) REST: Sales Invoice and Payment Entry create / list /
+//! read / update (docstatus 0->1->2 only: 0->2 is a DocstatusTransitionError,
+//! and an invoice a submitted payment links to cannot be cancelled), the
+//! Mode of Payment list, and the `ping` / `get_logged_user` methods. Every
+//! docstatus move is counted ([`crate::ErpCounts`]).
 //!
 //! Validation mirrors what bit the field report: an empty customer or item table
 //! is a MandatoryError, a mode of payment outside the four configured names
@@ -9,6 +12,7 @@
 
 mod invoice;
 mod list;
+mod payment;
 
 use std::sync::Arc;
 
@@ -26,6 +30,7 @@ use crate::sim::Sim;
 use crate::state::site_offset;
 
 const SALES_INVOICE: &str = "Sales Invoice";
+const PAYMENT_ENTRY: &str = "Payment Entry";
 const MODE_OF_PAYMENT: &str = "Mode of Payment";
 /// The modes of payment configured in the simulated ERP, exactly.
 const MODES_OF_PAYMENT: [&str; 4] = ["Instapay", "Cash", "Kashier Card", "Kashier Wallet"];

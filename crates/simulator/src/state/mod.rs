@@ -21,6 +21,7 @@ use rand::Rng;
 use serde_json::Value;
 
 pub(crate) use self::courier::{CourierBook, CourierOrder};
+pub use self::invoices::ErpCounts;
 pub(crate) use self::invoices::Invoices;
 pub(crate) use self::shop::{ShopOrder, ShopStore};
 pub(crate) use self::sms::SmsRecord;
@@ -38,6 +39,9 @@ pub(crate) struct SimState {
     store_accounts: HashMap<String, String>,
     pub(crate) invoices: Invoices,
     invoice_seq: u64,
+    /// Status writes through the shop's REST API: (store, order id, status),
+    /// in order, so tests can count write-backs.
+    pub(crate) shop_status_writes: Vec<(String, i64, String)>,
     pub(crate) sms: Vec<SmsRecord>,
     pub(crate) sms_credit: i64,
     used_phones: HashSet<String>,

@@ -152,6 +152,7 @@ impl SimState {
             store_accounts: HashMap::new(),
             invoices: Invoices::default(),
             invoice_seq: 0,
+            shop_status_writes: Vec::new(),
             sms: Vec::new(),
             sms_credit: SMS_STARTING_CREDIT,
             used_phones: HashSet::new(),

@@ -168,3 +168,117 @@ async fn erp_submits_before_cancel_and_refuses_draft_to_cancelled() {
     assert_eq!(sim.invoices()[0]["docstatus"], 2);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn payments_link_to_invoices_and_every_move_is_counted() {
+    let sim = boot(SimConfig::demo(12)).await;
+    let auth = "token demo-erp-key:demo-erp-secret";
+    let mut live = invoice("DELT-1001", "Kashier Card");
+    live["is_pos"] = json!(0);
+    live["update_stock"] = json!(1);
+    live["docstatus"] = json!(1);
+    live.as_object_mut().unwrap().remove("payments");
+    let doc: Value = erp_post(&sim, &live)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = doc["data"]["name"].as_str().unwrap().to_string();
+    assert_eq!(doc["data"]["status"], "Unpaid");
+    let total = doc["data"]["grand_total"].as_f64().unwrap();
+    let pay = |amount: f64, account: &str| {
+        client()
+            .post(format!("{}/api/resource/Payment%20Entry", sim.erp_url()))
+            .header("Authorization", auth)
+            .json(&json!({
+                "payment_type": "Receive", "party_type": "Customer", "party": "Amina",
+                "paid_to": account, "paid_amount": amount, "received_amount": amount,
+                "reference_no": "DELT-1001", "docstatus": 1,
+                "references": [{"reference_doctype": "Sales Invoice", "reference_name": name, "allocated_amount": amount}],
+            }))
+            .send()
+    };
+    let res = pay(total, "Kashier - NOWHERE").await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["exc_type"],
+        "LinkValidationError"
+    );
+    let entry: Value = pay(total, "Kashier - SIM")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry_name = entry["data"]["name"].as_str().unwrap().to_string();
+    let res = pay(1.0, "Kashier - SIM").await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::EXPECTATION_FAILED,
+        "nothing left to allocate"
+    );
+    assert_eq!(sim.invoices()[0]["status"], "Paid");
+
+    let put = |path: String, docstatus: i64| {
+        client()
+            .put(format!("{}/api/resource/{path}", sim.erp_url()))
+            .header("Authorization", auth)
+            .json(&json!({ "docstatus": docstatus }))
+            .send()
+    };
+    let res = put(format!("Sales%20Invoice/{name}"), 2).await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["exc_type"],
+        "LinkExistsError"
+    );
+    let res = put(format!("Payment%20Entry/{entry_name}"), 2)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        sim.invoices()[0]["status"],
+        "Unpaid",
+        "the payment is undone"
+    );
+    let res = put(format!("Sales%20Invoice/{name}"), 2).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = put(format!("Sales%20Invoice/{name}"), 1).await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["exc_type"],
+        "DocstatusTransitionError"
+    );
+
+    let listed: Value = client()
+        .get(format!("{}/api/resource/Payment%20Entry", sim.erp_url()))
+        .header("Authorization", auth)
+        .query(&[
+            ("filters", r#"[["reference_no","=","DELT-1001"]]"#),
+            ("fields", r#"["name","docstatus"]"#),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"],
+        json!([{"name": entry_name, "docstatus": 2}])
+    );
+    let counts = sim.erp_counts();
+    assert_eq!(
+        (
+            counts.invoices,
+            counts.submitted,
+            counts.cancelled,
+            counts.payments,
+            counts.payments_cancelled,
+            counts.stock_moves
+        ),
+        (1, 1, 1, 1, 1, 1),
+        "{counts:?}"
+    );
+    assert!(counts.violations.is_empty(), "{:?}", counts.violations);
+    sim.shutdown().await;
+}
