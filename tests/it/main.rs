@@ -22,6 +22,7 @@ mod ledger;
 mod limits;
 mod ops;
 mod orders;
+mod pauses;
 mod pipeline;
 mod queue;
 mod recovery;
