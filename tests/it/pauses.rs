@@ -135,3 +135,102 @@ async fn pausing_an_unknown_store_account_or_kind_is_refused_naming_it() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_are_made_listed_and_lifted_over_the_admin_api() {
+    use crate::helpers::{serve_api, ADMIN_TOKEN};
+    use serde_json::Value;
+    let app = TestApp::spawn(two_stores(1)).await;
+    let api = serve_api(&app).await;
+    let base = &api.base;
+    let http = reqwest::Client::new();
+    for (body, expected) in [
+        (json!({"store": "NOPE"}), "unknown store 'NOPE'"),
+        (
+            json!({"account": "courier:nobody"}),
+            "unknown courier account 'nobody'",
+        ),
+        (json!({"kind": "nap"}), "unknown job kind 'nap'"),
+        (json!({"store": "ALPH", "kind": "noop"}), "exactly one of"),
+    ] {
+        let response = http
+            .post(format!("{base}/admin/api/pause"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"].as_str().unwrap().contains(expected),
+            "{body}: {error}"
+        );
+    }
+    let unauthorized = http
+        .post(format!("{base}/admin/api/pause"))
+        .json(&json!({"kind": "send_sms"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    let paused: Value = http
+        .post(format!("{base}/admin/api/pause"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"kind": "send_sms", "reason": "provider outage", "by": "ops"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paused["paused"]["scope"], "kind", "{paused}");
+    assert_eq!(paused["paused"]["by"], "api:ops", "{paused}");
+    assert_eq!(paused["already_paused"], false, "{paused}");
+    let listed: Value = http
+        .get(format!("{base}/admin/api/paused"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["paused"][0]["name"], "send_sms", "{listed}");
+    assert_eq!(listed["paused"][0]["reason"], "provider outage", "{listed}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ordersync_paused{scope=\"kind\",name=\"send_sms\"} 1"),
+        "{metrics}"
+    );
+    let resumed: Value = http
+        .post(format!("{base}/admin/api/resume"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"kind": "send_sms"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resumed["was_paused"]["by"], "api:ops", "{resumed}");
+    let listed: Value = http
+        .get(format!("{base}/admin/api/paused"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["paused"], json!([]), "{listed}");
+    app.cleanup().await;
+}
