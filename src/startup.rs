@@ -40,6 +40,17 @@ pub async fn build(settings: &Settings, config: &Config, pool_size: u32) -> anyh
         config.limits.clone(),
         Duration::from_millis(config.http.timeout_ms),
     );
+    let pauses = crate::queue::pause::PauseCheck::new(
+        redis.clone(),
+        &settings.namespace,
+        config
+            .courier_accounts
+            .iter()
+            .flat_map(|a| a.stores.iter().map(|s| (s.clone(), a.name.clone())))
+            .collect(),
+        &config.erp.name,
+        &config.sms.name,
+    );
     let enqueuer = Enqueuer::new(redis, db.clone(), &settings.namespace, policies.clone());
     for line in config.mapping_lines() {
         tracing::info!("store mapping: {line}");
@@ -51,6 +62,7 @@ pub async fn build(settings: &Settings, config: &Config, pool_size: u32) -> anyh
         policies,
         claim_lease: CLAIM_LEASE,
         gate: Some(Arc::new(limiter)),
+        pauses: Some(pauses),
     })
 }
 

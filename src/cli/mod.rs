@@ -5,6 +5,7 @@
 mod enqueue;
 mod jobs;
 mod orders;
+mod pause;
 mod queues;
 mod serve;
 mod sms;
@@ -163,6 +164,25 @@ pub enum Command {
         #[command(subcommand)]
         what: BackfillCommand,
     },
+    /// Pause a store, a provider account or a job kind: its jobs wait,
+    /// parked without using attempts, until `resume`. `--list` shows pauses.
+    Pause {
+        /// What to pause.
+        #[command(flatten)]
+        what: pause::ScopeArgs,
+        /// Why (shown by `--list`, the dashboard and the parked runs).
+        #[arg(long)]
+        reason: Option<String>,
+        /// List the pauses instead.
+        #[arg(long, conflicts_with_all = ["store", "account", "kind", "reason"])]
+        list: bool,
+    },
+    /// Resume what `pause` paused: its parked jobs run again.
+    Resume {
+        /// What to resume.
+        #[command(flatten)]
+        what: pause::ScopeArgs,
+    },
     /// Run the periodic scheduler until SIGTERM (safe with several replicas).
     Scheduler,
     /// Serve the HTTP API (health, webhooks, admin API, dashboard) until SIGTERM.
@@ -210,6 +230,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => serve::api(g, listen, dashboard, limits).await,
         Command::Backfill { what } => enqueue::backfill(g, what).await,
         Command::Scheduler => serve::scheduler(g).await,
+        Command::Pause { what, reason, list } => pause::pause(g, what, reason, list).await,
+        Command::Resume { what } => pause::resume(g, what).await,
     }
 }
 

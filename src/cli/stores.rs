@@ -12,14 +12,23 @@ pub(crate) async fn stores(g: &GlobalArgs, check: bool) -> anyhow::Result<()> {
     // Limits come from the file; breaker states from Redis. Without Redis
     // the mapping above still stands: say what is missing, do not fail.
     let statuses = match crate::queue::connect(&settings.redis_url).await {
-        Ok(mut conn) => crate::ops::accounts::statuses(&mut conn, &settings.namespace, &config)
-            .await
-            .map_err(anyhow::Error::from),
+        Ok(mut conn) => {
+            match crate::ops::accounts::statuses(&mut conn, &settings.namespace, &config).await {
+                Ok(statuses) => crate::queue::pause::list(&mut conn, &settings.namespace)
+                    .await
+                    .map(|pauses| (statuses, pauses))
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        }
         Err(e) => Err(e),
     };
     match statuses {
-        Ok(statuses) => {
+        Ok((statuses, pauses)) => {
             for line in crate::ops::accounts::lines(&statuses) {
+                println!("{line}");
+            }
+            for line in crate::ops::pauses::lines(&pauses) {
                 println!("{line}");
             }
         }

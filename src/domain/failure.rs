@@ -153,6 +153,9 @@ pub enum FailureClass {
     DeferredTooLong,
     /// The no-op job was asked to fail (tests and benchmarks).
     Test,
+    /// An operator paused the job's store, account or kind: the job is
+    /// parked without using an attempt until they resume it.
+    Paused,
 }
 
 impl FailureClass {
@@ -175,6 +178,7 @@ impl FailureClass {
             FailureClass::Panic => "panic",
             FailureClass::DeferredTooLong => "deferred_too_long",
             FailureClass::Test => "test",
+            FailureClass::Paused => "paused",
         }
     }
 

@@ -23,6 +23,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/sms/unknown", get(crate::http::texts::unknown))
         .route("/sms/resend", post(crate::http::texts::resend))
         .route("/sync", post(sync))
+        .route("/paused", get(paused))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
         // A static segment wins over a capture in axum, so `stuck` is never a reference.
         .route("/orders/stuck", get(crate::http::orders::stuck_orders))
         .route(
@@ -266,4 +269,115 @@ async fn sync(
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "job_id": envelopes[0].job_id, "kind": kind })),
     ))
+}
+
+/// Body of `POST /pause` and `POST /resume`: exactly one of `store`,
+/// `account` (`ROLE:NAME`) and `kind`, as on the command line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// A store code.
+    pub store: Option<String>,
+    /// A provider account, `ROLE:NAME`.
+    pub account: Option<String>,
+    /// A job kind.
+    pub kind: Option<String>,
+    /// Why (pause only).
+    pub reason: Option<String>,
+    /// Who (pause only; recorded as `api:<by>`, default `api:admin`).
+    pub by: Option<String>,
+}
+
+impl PauseBody {
+    /// The scope named, checked against the configuration.
+    fn scope(&self, state: &AppState) -> Result<crate::queue::pause::PauseScope, ApiError> {
+        use crate::queue::pause::PauseScope;
+        let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+        let scope = match (&self.store, &self.account, &self.kind) {
+            (Some(store), None, None) => PauseScope::parse("store", store),
+            (None, Some(account), None) => PauseScope::parse("account", account),
+            (None, None, Some(kind)) => PauseScope::parse("kind", kind),
+            _ => Err("name exactly one of \"store\", \"account\" (ROLE:NAME) or \"kind\"".into()),
+        }
+        .map_err(bad)?;
+        crate::ops::pauses::validate(&scope, &state.config).map_err(bad)?;
+        Ok(scope)
+    }
+}
+
+fn pause_check(state: &AppState) -> Result<&crate::queue::pause::PauseCheck, ApiError> {
+    state.deps.pauses.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pauses are not available in this process".into(),
+        )
+    })
+}
+
+/// `GET /paused`: every pause, who made it, when and why.
+async fn paused(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let pauses = pause_check(&state)?
+        .list()
+        .await
+        .map_err(anyhow::Error::from)?;
+    let views: Vec<_> = pauses
+        .iter()
+        .map(|(scope, pause)| crate::ops::pauses::PauseView::of(scope, pause))
+        .collect();
+    Ok(Json(serde_json::json!({ "paused": views })))
+}
+
+/// `POST /pause`: pause a store, an account or a kind; its jobs wait.
+async fn pause(
+    State(state): State<AppState>,
+    Json(body): Json<PauseBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let scope = body.scope(&state)?;
+    for (field, value) in [("by", &body.by), ("reason", &body.reason)] {
+        if let Some(value) = value {
+            crate::input::plain_text(field, value)
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+        }
+    }
+    let request = crate::queue::pause::Pause {
+        by: format!("api:{}", body.by.as_deref().unwrap_or("admin")),
+        at: chrono::Utc::now(),
+        reason: body
+            .reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty()),
+    };
+    let (new, pause) = pause_check(&state)?
+        .pause(&scope, &request)
+        .await
+        .map_err(anyhow::Error::from)?;
+    tracing::info!(%scope, by = %pause.by, new, "paused");
+    Ok(Json(serde_json::json!({
+        "paused": crate::ops::pauses::PauseView::of(&scope, &pause),
+        "already_paused": !new,
+    })))
+}
+
+/// `POST /resume`: resume what was paused; its parked jobs run again.
+async fn resume(
+    State(state): State<AppState>,
+    Json(body): Json<PauseBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let scope = body.scope(&state)?;
+    if body.reason.is_some() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "\"reason\" applies to pause, not resume".into(),
+        ));
+    }
+    let was = pause_check(&state)?
+        .resume(&scope)
+        .await
+        .map_err(anyhow::Error::from)?;
+    tracing::info!(%scope, was_paused = was.is_some(), "resumed");
+    Ok(Json(serde_json::json!({
+        "scope": scope.scope(),
+        "name": scope.name(),
+        "was_paused": was.map(|p| crate::ops::pauses::PauseView::of(&scope, &p)),
+    })))
 }

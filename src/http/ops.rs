@@ -118,6 +118,11 @@ async fn api_metrics(State(state): State<AppState>) -> Result<Response, ApiError
     text.push_str(&ops::accounts::render_gauge(
         &account_statuses(&state).await?,
     ));
+    if let Some(pauses) = &state.deps.pauses {
+        text.push_str(&ops::pauses::render_gauge(
+            &pauses.list().await.map_err(anyhow::Error::from)?,
+        ));
+    }
     text.push_str(&ops::metrics::recorder().render());
     Ok(prometheus_text(text))
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod metrics;
+pub mod pauses;
 pub mod queues;
 pub mod stores;
 pub mod summary;

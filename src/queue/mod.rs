@@ -13,6 +13,7 @@ pub mod enqueue;
 pub mod janitor;
 pub mod keys;
 pub mod liveness;
+pub mod pause;
 pub mod promoter;
 pub mod quarantine;
 pub mod ratelimit;

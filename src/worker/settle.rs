@@ -109,6 +109,26 @@ pub fn decide(
             }
         }
         Err(JobError::Transient {
+            class: FailureClass::Paused,
+            message,
+            retry_after,
+            ..
+        }) => {
+            // An operator paused its store, account or kind: park it without
+            // using an attempt, however long the pause lasts (no maximum
+            // age: a pause is a decision, not a failure), spread by up to
+            // half the wait so a resumed backlog does not return at once.
+            let wait = retry_after.unwrap_or(std::time::Duration::from_secs(2));
+            let jitter = (wait / 2).mul_f64(rand::random::<f64>());
+            let due = now + chrono::Duration::from_std(wait + jitter).unwrap_or_default();
+            Decision {
+                error_class: Some(FailureClass::Paused),
+                message: Some(format!("{message}; parked, no attempt used")),
+                next: Some((envelope.deferral(), due)),
+                ..Decision::record(RunOutcome::Deferred)
+            }
+        }
+        Err(JobError::Transient {
             class: class @ FailureClass::Provider(_, ErrorClass::HeldBack),
             message,
             retry_after,
@@ -313,6 +333,29 @@ mod tests {
         let (next, due) = d.next.unwrap();
         assert_eq!((next.attempt, next.run), (1, 2));
         assert_eq!(due, now + chrono::Duration::seconds(60));
+    }
+
+    #[test]
+    fn a_paused_job_is_parked_without_an_attempt_even_past_its_maximum_age() {
+        let mut e = envelope(3);
+        e.enqueued_at = Utc::now() - chrono::Duration::days(30);
+        let now = Utc::now();
+        let paused = JobError::Transient {
+            class: FailureClass::Paused,
+            message: "store ALPH is paused by ops since 2026-12-01T00:00:00Z".into(),
+            http_status: None,
+            retry_after: Some(Duration::from_secs(4)),
+        };
+        let d = decide(&e, Err(paused), &policies(), now);
+        assert_eq!(d.outcome, RunOutcome::Deferred);
+        assert_eq!(d.error_class, Some(FailureClass::Paused));
+        let (next, due) = d.next.unwrap();
+        assert_eq!((next.attempt, next.run), (3, 4));
+        let after = (due - now).to_std().unwrap();
+        assert!(
+            after >= Duration::from_secs(4) && after <= Duration::from_secs(6),
+            "{after:?}"
+        );
     }
 
     #[test]
