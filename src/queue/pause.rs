@@ -322,25 +322,33 @@ impl PauseCheck {
     }
 
     /// The scopes that hold `envelope` back if paused: its store, its kind,
-    /// and the account its kind calls for its store.
+    /// and the accounts its kind calls for its store.
     pub fn scopes_of(&self, envelope: &JobEnvelope) -> Vec<PauseScope> {
         let mut scopes = vec![
             PauseScope::Store(envelope.store.clone()),
             PauseScope::Kind(envelope.kind),
         ];
-        let account = match envelope.kind {
-            JobKind::ImportOrders => Some(("shop", envelope.store.clone())),
+        let shop = ("shop", envelope.store.clone());
+        let erp = ("erp", self.erp.clone());
+        let accounts = match envelope.kind {
+            JobKind::ImportOrders | JobKind::WriteBack => vec![shop],
             JobKind::FetchTracking | JobKind::RefreshStatus => self
                 .courier_of_store
                 .get(&envelope.store)
-                .map(|name| ("courier", name.clone())),
-            JobKind::CreateInvoice => Some(("erp", self.erp.clone())),
-            JobKind::SendSms => Some(("sms", self.sms.clone())),
-            JobKind::Noop => None,
+                .map(|name| ("courier", name.clone()))
+                .into_iter()
+                .collect(),
+            JobKind::CreateInvoice | JobKind::RecordPayment => vec![erp],
+            // A cancellation asks the shop again before it touches the ERP.
+            JobKind::CancelInvoice => vec![shop, erp],
+            JobKind::SendSms => vec![("sms", self.sms.clone())],
+            JobKind::Noop => Vec::new(),
         };
-        if let Some((role, name)) = account {
-            scopes.push(PauseScope::Account { role, name });
-        }
+        scopes.extend(
+            accounts
+                .into_iter()
+                .map(|(role, name)| PauseScope::Account { role, name }),
+        );
         scopes
     }
 
