@@ -274,7 +274,6 @@ impl Enqueuer {
                 .push(delivery);
         }
         let now = Utc::now();
-        let now_ms = now.timestamp_millis();
         let mut conn = self.redis.clone();
         for ((kind, lane), items) in by_queue {
             let keys = self.keys(kind, lane);
@@ -288,9 +287,20 @@ impl Enqueuer {
                     .key(keys.delayed())
                     .arg("1");
                 for (envelope, run_at) in chunk {
+                    // Rounded up: the promoter moves a task once its score is
+                    // at most the current millisecond, so a due time inside
+                    // a millisecond must not be promoted at that
+                    // millisecond's start, before it is due.
                     let due_ms = run_at
-                        .map(|t| t.timestamp_millis())
-                        .filter(|&ms| ms > now_ms)
+                        .filter(|t| *t > now)
+                        .map(|t| {
+                            let ms = t.timestamp_millis();
+                            if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+                                ms
+                            } else {
+                                ms + 1
+                            }
+                        })
                         .unwrap_or(0);
                     let ready_at = if due_ms > 0 { *run_at } else { Some(now) };
                     let payload = serde_json::to_vec(&JobEnvelope {
