@@ -198,30 +198,11 @@ pub fn is_not_found(e: &ProviderError) -> bool {
     e.class == ErrorClass::NotFound
 }
 
-/// Run one delivery of `envelope`.
+/// Run one delivery of `envelope` (the worker has checked the pauses).
 ///
 /// # Errors
 /// See [`JobError`]: the caller settles it.
 pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobError> {
-    if let Some(pauses) = &deps.pauses {
-        match pauses.holding(envelope).await {
-            Ok(Some((scope, pause))) => {
-                let paused_for = (chrono::Utc::now() - pause.at).to_std().unwrap_or_default();
-                return Err(JobError::Transient {
-                    class: FailureClass::Paused,
-                    message: format!("{scope} is paused {}", pause.describe()),
-                    http_status: None,
-                    retry_after: Some(crate::queue::pause::recheck_after(paused_for)),
-                });
-            }
-            Ok(None) => {}
-            // Our own Redis is down: the job could not settle either, so
-            // holding it back would add nothing. Run it and say so.
-            Err(error) => {
-                tracing::warn!(%error, "could not read pauses: running the job")
-            }
-        }
-    }
     match &deps.gate {
         Some(gate) => {
             crate::providers::gate::with_gate(gate.clone(), dispatch(envelope, deps)).await

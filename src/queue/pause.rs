@@ -9,8 +9,12 @@
 //! rules (one unfinished job per store and kind, per order and kind), so a
 //! long pause does not pile work up.
 //!
-//! Keys: `{ns}:paused:store:<code>`, `{ns}:paused:account:<role>:<name>`,
-//! `{ns}:paused:kind:<kind>`, each a JSON [`Pause`] (who, when, why).
+//! One hash per namespace, `{ns}:paused`: field `store:<code>`,
+//! `account:<role>:<name>` or `kind:<kind>`, value a JSON [`Pause`] (who,
+//! when, why). One hash rather than a key per pause: listing them is one
+//! HGETALL instead of a SCAN over every task's keys, and a worker reads the
+//! current pauses in the same script call that counts its deliveries' starts
+//! (`crate::queue::starts`), so checking them costs no round trip per job.
 
 use std::collections::HashMap;
 
@@ -100,15 +104,20 @@ impl PauseScope {
         }
     }
 
-    fn key(&self, namespace: &str) -> String {
-        format!("{namespace}:paused:{}:{}", self.scope(), self.name())
+    /// Its field in the pauses hash: `store:ALPH`, `account:erp:erpnext`.
+    fn field(&self) -> String {
+        format!("{}:{}", self.scope(), self.name())
     }
 
-    fn from_key(namespace: &str, key: &str) -> Option<Self> {
-        let rest = key.strip_prefix(&format!("{namespace}:paused:"))?;
-        let (scope, name) = rest.split_once(':')?;
+    fn from_field(field: &str) -> Option<Self> {
+        let (scope, name) = field.split_once(':')?;
         Self::parse(scope, name).ok()
     }
+}
+
+/// The hash holding every pause of `namespace`.
+pub fn hash_key(namespace: &str) -> String {
+    format!("{namespace}:paused")
 }
 
 impl std::fmt::Display for PauseScope {
@@ -143,6 +152,42 @@ impl Pause {
         }
         text
     }
+
+    /// A stored value. One that is not ours still pauses (someone wrote
+    /// the field by hand): it reads as paused by `unknown`.
+    fn from_stored(value: &str) -> Self {
+        serde_json::from_str(value).unwrap_or_else(|_| Pause {
+            by: "unknown".into(),
+            at: Utc::now(),
+            reason: None,
+        })
+    }
+}
+
+/// The pauses as one worker read them, with the starts of a batch of
+/// deliveries: field -> stored value, as in the hash. Usually empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PauseSnapshot(HashMap<String, String>);
+
+impl PauseSnapshot {
+    /// From HGETALL's flat field, value, field, value... reply.
+    pub fn from_flat(flat: Vec<String>) -> Self {
+        let mut fields = HashMap::with_capacity(flat.len() / 2);
+        let mut items = flat.into_iter();
+        while let (Some(field), Some(value)) = (items.next(), items.next()) {
+            fields.insert(field, value);
+        }
+        Self(fields)
+    }
+
+    /// Whether nothing is paused.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn get(&self, scope: &PauseScope) -> Option<Pause> {
+        self.0.get(&scope.field()).map(|v| Pause::from_stored(v))
+    }
 }
 
 /// How long a job held back by a pause that has lasted `paused_for` waits
@@ -167,22 +212,24 @@ pub async fn pause(
     scope: &PauseScope,
     pause: &Pause,
 ) -> redis::RedisResult<(bool, Pause)> {
-    let key = scope.key(namespace);
+    let key = hash_key(namespace);
+    let field = scope.field();
     let json = serde_json::to_string(pause).expect("a pause serializes");
-    let set: bool = redis::cmd("SET")
+    let set: bool = redis::cmd("HSETNX")
         .arg(&key)
+        .arg(&field)
         .arg(&json)
-        .arg("NX")
-        .query_async::<Option<String>>(conn)
-        .await?
-        .is_some();
+        .query_async(conn)
+        .await?;
     if set {
         return Ok((true, pause.clone()));
     }
-    let existing: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
-    let existing = existing
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_else(|| pause.clone());
+    let existing: Option<String> = redis::cmd("HGET")
+        .arg(&key)
+        .arg(&field)
+        .query_async(conn)
+        .await?;
+    let existing = existing.map_or_else(|| pause.clone(), |j| Pause::from_stored(&j));
     Ok((false, existing))
 }
 
@@ -195,22 +242,19 @@ pub async fn resume(
     namespace: &str,
     scope: &PauseScope,
 ) -> redis::RedisResult<Option<Pause>> {
-    let key = scope.key(namespace);
+    let key = hash_key(namespace);
+    let field = scope.field();
     let (existing, _): (Option<String>, i64) = redis::pipe()
         .atomic()
-        .cmd("GET")
+        .cmd("HGET")
         .arg(&key)
-        .cmd("DEL")
+        .arg(&field)
+        .cmd("HDEL")
         .arg(&key)
+        .arg(&field)
         .query_async(conn)
         .await?;
-    Ok(existing.map(|j| {
-        serde_json::from_str(&j).unwrap_or_else(|_| Pause {
-            by: "unknown".into(),
-            at: Utc::now(),
-            reason: None,
-        })
-    }))
+    Ok(existing.map(|j| Pause::from_stored(&j)))
 }
 
 /// Every pause now, sorted by scope and name.
@@ -221,34 +265,15 @@ pub async fn list(
     conn: &mut ConnectionManager,
     namespace: &str,
 ) -> redis::RedisResult<Vec<(PauseScope, Pause)>> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{namespace}:paused:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
-    let mut out: Vec<(PauseScope, Pause)> = keys
+    let stored: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(hash_key(namespace))
+        .query_async(conn)
+        .await?;
+    // A field that names no scope (written by hand) pauses nothing.
+    let mut out: Vec<(PauseScope, Pause)> = stored
         .iter()
-        .zip(values)
-        .filter_map(|(key, value)| {
-            let scope = PauseScope::from_key(namespace, key)?;
-            let pause = serde_json::from_str(&value?).ok()?;
-            Some((scope, pause))
+        .filter_map(|(field, value)| {
+            Some((PauseScope::from_field(field)?, Pause::from_stored(value)))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -352,30 +377,18 @@ impl PauseCheck {
         scopes
     }
 
-    /// The first pause that holds `envelope` back, if any: one MGET.
-    ///
-    /// # Errors
-    /// Redis failed.
-    pub async fn holding(
+    /// The first pause in `snapshot` that holds `envelope` back, if any.
+    pub fn holding(
         &self,
+        snapshot: &PauseSnapshot,
         envelope: &JobEnvelope,
-    ) -> redis::RedisResult<Option<(PauseScope, Pause)>> {
-        let scopes = self.scopes_of(envelope);
-        let keys: Vec<String> = scopes.iter().map(|s| s.key(&self.namespace)).collect();
-        let values: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(scopes.into_iter().zip(values).find_map(|(scope, value)| {
-            let value = value?;
-            // A value that is not ours still pauses: someone set the key.
-            let pause = serde_json::from_str(&value).unwrap_or(Pause {
-                by: "unknown".into(),
-                at: Utc::now(),
-                reason: None,
-            });
-            Some((scope, pause))
-        }))
+    ) -> Option<(PauseScope, Pause)> {
+        if snapshot.is_empty() {
+            return None;
+        }
+        self.scopes_of(envelope)
+            .into_iter()
+            .find_map(|scope| snapshot.get(&scope).map(|pause| (scope, pause)))
     }
 }
 
@@ -407,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_read_back_as_their_scope() {
+    fn fields_read_back_as_their_scope() {
         for scope in [
             PauseScope::Store("ALPH".into()),
             PauseScope::Account {
@@ -416,8 +429,7 @@ mod tests {
             },
             PauseScope::Kind(JobKind::CreateInvoice),
         ] {
-            let key = scope.key("ns");
-            assert_eq!(PauseScope::from_key("ns", &key), Some(scope));
+            assert_eq!(PauseScope::from_field(&scope.field()), Some(scope));
         }
     }
 }

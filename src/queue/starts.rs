@@ -6,26 +6,43 @@
 //! `ordersync bench`: 54k -> 36k jobs/s); like the ledger's group commit, a
 //! recorder task takes whatever starts are waiting and counts them all in one
 //! script call.
+//!
+//! The same call reads the operators' pauses (`crate::queue::pause`): a
+//! delivery that has counted its start knows what was paused at that moment,
+//! so the pause check is exact and costs no round trip of its own (one MGET
+//! per job took a fifth of the no-op rate).
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::queue::pause::PauseSnapshot;
+
 static COUNT_STARTS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
+        // KEYS[1] the pauses hash, then one meta hash per start.
         r#"local counts = {}
-for i, key in ipairs(KEYS) do
-    counts[i] = redis.call("hincrby", key, "ordersync_starts", 1)
+for i = 2, #KEYS do
+    counts[i - 1] = redis.call("hincrby", KEYS[i], "ordersync_starts", 1)
 end
-return counts"#,
+return {counts, redis.call("hgetall", KEYS[1])}"#,
     )
 });
 
 /// Starts counted per script call at most.
 const MAX_BATCH: usize = 1_000;
 
-type Pending = (String, oneshot::Sender<redis::RedisResult<u64>>);
+/// A delivery's start, as counted.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Starts of this delivery so far, this one included.
+    pub count: u64,
+    /// What was paused when it was counted.
+    pub pauses: Arc<PauseSnapshot>,
+}
+
+type Pending = (String, oneshot::Sender<redis::RedisResult<Started>>);
 
 /// Handle to the batching recorder. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -34,19 +51,23 @@ pub struct StartRecorder {
 }
 
 impl StartRecorder {
-    /// Start the recorder task on `conn`.
-    pub fn start(conn: ConnectionManager) -> Self {
+    /// Start the recorder task on `conn`, reading the pauses of `namespace`.
+    pub fn start(conn: ConnectionManager, namespace: &str) -> Self {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(record_loop(conn, rx));
+        tokio::spawn(record_loop(
+            conn,
+            crate::queue::pause::hash_key(namespace),
+            rx,
+        ));
         Self { tx }
     }
 
     /// Count one start of the task whose metadata hash is `meta_key`;
-    /// returns the count including this one.
+    /// returns the count including this one, and the pauses.
     ///
     /// # Errors
     /// Redis failed, or the recorder stopped.
-    pub async fn record(&self, meta_key: String) -> redis::RedisResult<u64> {
+    pub async fn record(&self, meta_key: String) -> redis::RedisResult<Started> {
         let (done_tx, done_rx) = oneshot::channel();
         let stopped = || redis::RedisError::from((redis::ErrorKind::Io, "start recorder stopped"));
         self.tx
@@ -57,20 +78,32 @@ impl StartRecorder {
     }
 }
 
-async fn record_loop(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Pending>) {
+async fn record_loop(
+    mut conn: ConnectionManager,
+    pauses_key: String,
+    mut rx: mpsc::Receiver<Pending>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
         let mut invocation = COUNT_STARTS.prepare_invoke();
+        invocation.key(&pauses_key);
         for (key, _) in &batch {
             invocation.key(key);
         }
-        match invocation.invoke_async::<Vec<u64>>(&mut conn).await {
-            Ok(counts) => {
+        match invocation
+            .invoke_async::<(Vec<u64>, Vec<String>)>(&mut conn)
+            .await
+        {
+            Ok((counts, pauses)) => {
+                let pauses = Arc::new(PauseSnapshot::from_flat(pauses));
                 for ((_, done), count) in batch.drain(..).zip(counts) {
-                    let _ = done.send(Ok(count));
+                    let _ = done.send(Ok(Started {
+                        count,
+                        pauses: pauses.clone(),
+                    }));
                 }
             }
             Err(error) => {

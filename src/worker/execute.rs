@@ -13,6 +13,7 @@ use crate::domain::{FailureClass, JobEnvelope, JobKind, RunOutcome};
 use crate::jobs::{self, Deps, JobError};
 use crate::ledger::runs::{RunRecord, RunWriter};
 use crate::ledger::{self, until_done};
+use crate::queue::pause::PauseSnapshot;
 use crate::queue::quarantine::Undecodable;
 use crate::worker::settle;
 
@@ -68,8 +69,9 @@ struct Unrunnable {
 
 /// What became of an earlier delivery of the same run.
 enum PreviousDelivery {
-    /// This is the first.
-    None,
+    /// This is the first; what was paused when it started (unknown when its
+    /// start could not be counted: it runs, as it could not settle either).
+    None(Option<Arc<PauseSnapshot>>),
     /// It settled (its ledger row exists) but was not acked.
     Settled,
     /// It started and never settled: its worker died.
@@ -120,7 +122,7 @@ impl Executor {
         );
         async {
             let result = match self.previous_delivery(&envelope).await {
-                PreviousDelivery::None => self.perform(&envelope).await,
+                PreviousDelivery::None(pauses) => self.perform(&envelope, pauses.as_deref()).await,
                 PreviousDelivery::Settled => {
                     job_span(&envelope).in_scope(|| {
                         tracing::info!("delivery already settled before its worker died; not running it again")
@@ -180,9 +182,25 @@ impl Executor {
         .await;
     }
 
-    /// Run the handler; a panic is a failed attempt (retried within the
-    /// budget, then failed), never apalis's own retry loop.
-    async fn perform(&self, envelope: &JobEnvelope) -> Result<jobs::Done, JobError> {
+    /// Run the handler unless a pause holds the job back; a panic is a
+    /// failed attempt (retried within the budget, then failed), never
+    /// apalis's own retry loop.
+    async fn perform(
+        &self,
+        envelope: &JobEnvelope,
+        pauses: Option<&PauseSnapshot>,
+    ) -> Result<jobs::Done, JobError> {
+        if let (Some(check), Some(snapshot)) = (&self.deps.pauses, pauses) {
+            if let Some((scope, pause)) = check.holding(snapshot, envelope) {
+                let paused_for = (Utc::now() - pause.at).to_std().unwrap_or_default();
+                return Err(JobError::Transient {
+                    class: FailureClass::Paused,
+                    message: format!("{scope} is paused {}", pause.describe()),
+                    http_status: None,
+                    retry_after: Some(crate::queue::pause::recheck_after(paused_for)),
+                });
+            }
+        }
         AssertUnwindSafe(jobs::perform(envelope, &self.deps))
             .catch_unwind()
             .await
@@ -203,21 +221,21 @@ impl Executor {
     /// (abort, out of memory) must use up its attempts and end failed, not
     /// be redelivered forever.
     async fn previous_delivery(&self, envelope: &JobEnvelope) -> PreviousDelivery {
-        let starts = match self
+        let started = match self
             .starts
             .record(self.deps.enqueuer.meta_key(envelope))
             .await
         {
-            Ok(n) => n,
+            Ok(started) => started,
             Err(error) => {
                 job_span(envelope).in_scope(
-                    || tracing::warn!(%error, "could not count the delivery's start; running it"),
+                    || tracing::warn!(%error, "could not count the delivery's start (nor read the pauses); running it"),
                 );
-                return PreviousDelivery::None;
+                return PreviousDelivery::None(None);
             }
         };
-        if starts <= 1 {
-            return PreviousDelivery::None;
+        if started.count <= 1 {
+            return PreviousDelivery::None(Some(started.pauses));
         }
         loop {
             match crate::ledger::runs::exists(&self.deps.db, envelope.job_id, envelope.run).await {

@@ -133,6 +133,7 @@ pub async fn run(
             .get_connection_manager()
             .await
             .context("connecting to Redis")?,
+        &namespace,
     );
     let executor = Arc::new(Executor {
         deps,
