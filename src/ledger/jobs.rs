@@ -42,7 +42,8 @@ pub async fn insert<'e>(
         queues.push(format!("{namespace}:{}", e.kind.as_str()));
         stores.push(e.store.clone());
         refs.push(e.order_ref.clone());
-        payloads.push(serde_json::to_value(e).unwrap_or_default());
+        // Serialized straight into the statement: no JSON tree per job.
+        payloads.push(sqlx::types::Json(*e));
         sources.push(e.source.as_str().to_owned());
         enqueued.push(e.enqueued_at);
         max_attempts.push(e.max_attempts as i32);

@@ -171,14 +171,25 @@ impl Enqueuer {
         let now = Utc::now();
         let mut report = PushReport::default();
         let mut all = Vec::with_capacity(jobs.len());
+        // Two stages in step: while one chunk's ledger rows are inserted, the
+        // chunk before it (already committed) is pushed. A chunk is never
+        // pushed before its rows commit, so no worker runs a job the ledger
+        // does not know yet.
+        let mut committed: Vec<Delivery> = Vec::new();
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
             let pending = self.deliveries(source, chunk, now);
-            ledger::jobs::insert(&self.db, &self.namespace, &as_rows(&pending))
-                .await
-                .context("recording enqueued jobs in the ledger")?;
-            report += self.push(&pending).await?;
-            all.extend(pending.into_iter().map(|(e, _)| e));
+            let rows = as_rows(&pending);
+            let (inserted, pushed) = tokio::join!(
+                ledger::jobs::insert(&self.db, &self.namespace, &rows),
+                self.push(&committed),
+            );
+            report += pushed?;
+            all.extend(committed.drain(..).map(|(e, _)| e));
+            inserted.context("recording enqueued jobs in the ledger")?;
+            committed = pending;
         }
+        report += self.push(&committed).await?;
+        all.extend(committed.into_iter().map(|(e, _)| e));
         Ok((all, report))
     }
 
