@@ -27,7 +27,8 @@ pub struct QueueStats {
     pub kind: JobKind,
     /// `live` or `bulk`.
     pub lane: &'static str,
-    /// Ready to run: the active list.
+    /// Ready to run: the active list, and on the bulk lane the tasks waiting
+    /// their store's turn.
     pub pending: u64,
     /// Waiting for their due time: retries and deferrals.
     pub scheduled: u64,
@@ -213,32 +214,40 @@ async fn redis_counts(
         pipe.cmd("SCARD")
             .arg(format!("{}:{worker}", keys.inflight_prefix()));
     }
-    if let Some(task_id) = &head {
+    // The oldest pending task is at the head of the active list or, on the
+    // bulk lane, at the head of a store's list of tasks waiting their turn.
+    let waiting_turn = crate::queue::fair::waiting(conn, &keys).await?;
+    let heads: Vec<&String> = head.iter().chain(waiting_turn.heads.iter()).collect();
+    for task_id in &heads {
         pipe.cmd("HGET")
             .arg(keys.config.job_data_hash())
-            .arg(task_id);
+            .arg(*task_id);
     }
-    let (in_flight, head_payload) = if pipe.cmd_iter().next().is_none() {
-        (0, None)
+    let (in_flight, head_payloads) = if pipe.cmd_iter().next().is_none() {
+        (0, Vec::new())
     } else {
         let values: Vec<redis::Value> = pipe.query_async(conn).await?;
         let mut in_flight = 0u64;
         for value in values.iter().take(workers.len()) {
             in_flight += redis::from_redis_value_ref::<u64>(value)?;
         }
-        let payload = if head.is_some() {
-            values
-                .get(workers.len())
-                .and_then(|v| redis::from_redis_value_ref::<Option<Vec<u8>>>(v).ok())
-                .flatten()
-        } else {
-            None
-        };
-        (in_flight, payload)
+        let payloads: Vec<Vec<u8>> = values
+            .iter()
+            .skip(workers.len())
+            .filter_map(|v| {
+                redis::from_redis_value_ref::<Option<Vec<u8>>>(v)
+                    .ok()
+                    .flatten()
+            })
+            .collect();
+        (in_flight, payloads)
     };
-    let oldest_ready_at = head_payload
-        .and_then(|bytes| serde_json::from_slice::<JobEnvelope>(&bytes).ok())
-        .map(|envelope| envelope.ready_at.unwrap_or(envelope.enqueued_at));
+    let oldest_ready_at = head_payloads
+        .iter()
+        .filter_map(|bytes| serde_json::from_slice::<JobEnvelope>(bytes).ok())
+        .map(|envelope| envelope.ready_at.unwrap_or(envelope.enqueued_at))
+        .min();
+    let pending = pending + waiting_turn.tasks;
     Ok(RedisCounts {
         pending,
         scheduled: delayed + apalis_scheduled,

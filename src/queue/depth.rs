@@ -11,7 +11,8 @@ use crate::queue::QueueKeys;
 /// How many tasks of one queue are where.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Depth {
-    /// Ready to run: the active list.
+    /// Ready to run: the active list, and on the bulk lane the tasks waiting
+    /// their store's turn.
     pub pending: u64,
     /// Waiting for their due time: retries and deferrals.
     pub scheduled: u64,
@@ -76,8 +77,9 @@ pub async fn lane_depth(
             .arg(format!("{}:{worker}", keys.inflight_prefix()));
     }
     let counts: Vec<u64> = pipe.query_async(conn).await?;
+    let waiting_turn = crate::queue::fair::waiting(conn, &keys).await?.tasks;
     Ok(Depth {
-        pending: counts[0],
+        pending: counts[0] + waiting_turn,
         scheduled: counts[1] + counts[2],
         in_flight: counts[3..].iter().sum(),
         workers: workers.len() as u64,

@@ -74,7 +74,8 @@ fn as_rows(deliveries: &[Delivery]) -> Vec<(&JobEnvelope, Option<DateTime<Utc>>)
 /// What an enqueue did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PushReport {
-    /// Tasks now in an active list.
+    /// Tasks ready to run: in an active list, or on the bulk lane waiting
+    /// their store's turn (`fair.rs`).
     pub ready: u64,
     /// Tasks waiting in a delayed set.
     pub delayed: u64,
@@ -296,7 +297,10 @@ impl Enqueuer {
                     .key(keys.config.signal_list())
                     .key(keys.config.job_meta_hash())
                     .key(keys.delayed())
-                    .arg("1");
+                    .key(keys.fair_ring())
+                    .key(keys.fair_prefix())
+                    .arg("1")
+                    .arg(keys.fair_window());
                 for (envelope, run_at) in chunk {
                     // Rounded up: the promoter moves a task once its score is
                     // at most the current millisecond, so a due time inside
@@ -323,7 +327,8 @@ impl Enqueuer {
                         .arg(envelope.task_id())
                         .arg(payload)
                         .arg(envelope.max_attempts)
-                        .arg(due_ms);
+                        .arg(due_ms)
+                        .arg(&envelope.store);
                 }
                 let (ready, delayed, duplicates): (u64, u64, u64) =
                     invocation.invoke_async(&mut conn).await.with_context(|| {

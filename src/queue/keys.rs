@@ -12,6 +12,8 @@ pub struct QueueKeys {
     pub config: apalis_redis::Config,
     /// Queue name: `{namespace}:{kind}`.
     pub name: String,
+    /// Which lane this queue is: only the bulk lane takes stores in turn.
+    pub lane: Lane,
 }
 
 /// How often a live worker heartbeats. With [`MISSED_HEARTBEATS`] it bounds
@@ -46,7 +48,7 @@ impl QueueKeys {
             .emit_events(false)
             .heartbeat_interval(HEARTBEAT_INTERVAL)
             .missed_heartbeats(MISSED_HEARTBEATS);
-        Self { config, name }
+        Self { config, name, lane }
     }
 
     /// Override how liveness is judged (tests use short heartbeats).
@@ -66,6 +68,27 @@ impl QueueKeys {
     /// The pub/sub channel our push and promote scripts publish on.
     pub fn wake_channel(&self) -> String {
         format!("tasks:{}:available", self.config.active_jobs_list())
+    }
+
+    /// Bulk lane: the stores with tasks waiting their turn, in turn order
+    /// (see `queue/fair.rs`).
+    pub fn fair_ring(&self) -> String {
+        format!("{}:fair:ring", self.name)
+    }
+
+    /// Bulk lane: prefix of the per-store lists of tasks waiting their turn
+    /// (`{prefix}:{store}`).
+    pub fn fair_prefix(&self) -> String {
+        format!("{}:fair:store", self.name)
+    }
+
+    /// How many tasks the active list may hold before new ones wait their
+    /// store's turn: 0 (no turns) on the live lane, the latency path.
+    pub fn fair_window(&self) -> usize {
+        match self.lane {
+            Lane::Live => 0,
+            Lane::Bulk => crate::queue::fair::FAIR_WINDOW,
+        }
     }
 
     /// Prefix of the per-worker in-flight sets.

@@ -5,11 +5,13 @@
 //! pushing (ours never touches apalis's `scheduled` set, see `lua/push.lua`),
 //! delayed tasks and their chunked promotion, retry backoff, depth figures
 //! read straight from the keys, deleting finished tasks (`janitor`) and
-//! handing a stopping worker's tasks back (`release`). It issues no SQL.
+//! handing a stopping worker's tasks back (`release`), and stores taking turns
+//! on the bulk lane (`fair`). It issues no SQL.
 
 pub mod breaker;
 pub mod depth;
 pub mod enqueue;
+pub mod fair;
 pub mod janitor;
 pub mod keys;
 pub mod liveness;

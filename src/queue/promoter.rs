@@ -2,6 +2,8 @@
 //! chunks. Workers run it every few tens of milliseconds for the queues they
 //! consume, so a burst of 10,000 tasks due at one instant is promoted a
 //! chunk at a time and never reaches apalis-redis's unbounded promotion.
+//! On the bulk lane the same call feeds stores' waiting tasks in turn
+//! (`fair.rs`).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -18,7 +20,9 @@ pub const PROMOTE_CHUNK: usize = 500;
 /// How often a worker promotes due tasks: the extra latency a retry can see.
 pub const PROMOTE_INTERVAL: Duration = Duration::from_millis(25);
 
-/// Promote every task of `keys`'s queue due by now. Returns how many moved.
+/// Promote every task of `keys`'s queue due by now, and on the bulk lane top
+/// its active list up with tasks waiting their store's turn. Returns how
+/// many left the delayed set.
 ///
 /// # Errors
 /// Redis failed.
@@ -29,13 +33,17 @@ pub async fn promote_due(
     let mut total = 0;
     loop {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let moved: u64 = PROMOTE_SCRIPT
+        let (moved, _fed): (u64, u64) = PROMOTE_SCRIPT
             .key(keys.delayed())
             .key(keys.config.active_jobs_list())
             .key(keys.config.signal_list())
+            .key(keys.fair_ring())
+            .key(keys.fair_prefix())
+            .key(keys.config.job_data_hash())
             .arg(now_ms)
             .arg(PROMOTE_CHUNK)
             .arg("1")
+            .arg(keys.fair_window())
             .invoke_async(conn)
             .await?;
         total += moved;

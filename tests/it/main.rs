@@ -13,6 +13,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod failures;
+mod fairness;
 mod faults;
 mod helpers;
 mod hostile;

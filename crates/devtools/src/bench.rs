@@ -23,6 +23,7 @@ use ordersync::startup::Settings;
 use ordersync_simulator::{Knobs, Service, SimConfig};
 
 mod abuse;
+mod fairness;
 mod peers;
 mod reconcile;
 mod redis_memory;
@@ -39,6 +40,8 @@ pub(crate) enum BenchSection {
     /// (i) The reconciler's passes over a million finished jobs and ten
     /// thousand that Redis lost.
     Reconcile,
+    /// (j) A small store's bulk jobs during a 50,000-job backfill of another.
+    Fairness,
 }
 
 /// `ordersync bench`.
@@ -111,6 +114,9 @@ pub(crate) struct BenchArgs {
     /// Open jobs Redis has lost, for the reconciler to push (i).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) reconcile_missing: i64,
+    /// Jobs in the big store's backfill for the fairness section (j).
+    #[arg(long, default_value_t = 50_000)]
+    pub(crate) fairness_backfill: usize,
     /// Database the benchmark recreates on the DATABASE_URL server.
     #[arg(long, default_value = "ordersync_bench")]
     pub(crate) database: String,
@@ -179,6 +185,19 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     };
     if args.only == Some(BenchSection::Abuse) {
         abuse::run(abuse_setup, abuse_load, &mut results).await?;
+        sim.shutdown().await;
+        return write_results(&args, &results, true);
+    }
+    let fairness_setup = fairness::Setup {
+        server_url: &g.database_url,
+        redis_url: &g.redis_url,
+        config: &config,
+        config_path: &config_path,
+        secrets: &secrets,
+        dir: &dir,
+    };
+    if args.only == Some(BenchSection::Fairness) {
+        fairness::run(fairness_setup, args.fairness_backfill, &mut results).await?;
         sim.shutdown().await;
         return write_results(&args, &results, true);
     }
@@ -297,6 +316,8 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
+
+    fairness::run(fairness_setup, args.fairness_backfill, &mut results).await?;
 
     let (p50, p99, sent) =
         webhooks(&deps, &config, &sim, args.webhook_rate, args.webhook_secs).await?;
