@@ -332,6 +332,9 @@ async fn maintenance_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let enqueuer = &executor.deps.enqueuer;
+    // Keys from before registrations were listed are found by one SCAN, the
+    // first time this process holds the lease.
+    let mut swept_keyspace = false;
     loop {
         match reconcile::hold_lease(&mut conn, enqueuer.namespace(), &process, interval * 3).await {
             Ok(true) => {
@@ -356,9 +359,20 @@ async fn maintenance_loop(
                         tracing::warn!(error = format!("{error:#}"), "reconciler pass failed")
                     }
                 }
-                match liveness::sweep_dead(&mut conn, enqueuer.namespace(), &queues).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "removed keys left by dead workers"),
+                match liveness::sweep_dead(
+                    &mut conn,
+                    enqueuer.namespace(),
+                    &queues,
+                    !swept_keyspace,
+                )
+                .await
+                {
+                    Ok(n) => {
+                        swept_keyspace = true;
+                        if n > 0 {
+                            tracing::info!(removed = n, "removed keys left by dead workers");
+                        }
+                    }
                     Err(error) => tracing::warn!(%error, "sweeping dead workers' keys failed"),
                 }
             }

@@ -234,3 +234,71 @@ async fn two_janitors_sweeping_at_once_delete_each_task_once() {
     assert_eq!(succeeded_runs(&app).await, n as i64);
     app.cleanup().await;
 }
+
+/// Dead registrations' metadata hashes go, live ones stay, and the sweep
+/// finds them through the registrations the heartbeats listed: a key nobody
+/// listed (written before the list existed) is found only by the one
+/// keyspace scan a process makes at start-up.
+#[tokio::test]
+async fn dead_workers_metadata_goes_through_the_listed_registrations() {
+    use ordersync::queue::liveness;
+    let app = TestApp::spawn(two_stores(1)).await;
+    let keys = noop_keys(&app);
+    let mut conn = redis().await;
+    let meta = |worker: &str| liveness::metadata_key(&keys, worker);
+    for worker in ["live", "dead", "legacy"] {
+        let _: () = conn.hset(meta(worker), "layer", "x").await.unwrap();
+    }
+    // "live" is registered in its queue's workers set; "dead" was listed by
+    // its heartbeat before the reaper removed its registration.
+    let now = chrono::Utc::now().timestamp();
+    let _: () = conn
+        .zadd(keys.config.workers_set(), "live", now)
+        .await
+        .unwrap();
+    liveness::heartbeat(
+        &mut conn,
+        &app.namespace,
+        "process-1",
+        &[(keys.clone(), "live".into()), (keys.clone(), "dead".into())],
+    )
+    .await
+    .unwrap();
+    let listed: Vec<String> = conn
+        .smembers(liveness::registrations_key(&app.namespace))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    let queues = [keys.clone()];
+    let removed = liveness::sweep_dead(&mut conn, &app.namespace, &queues, false)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "only the dead registration's hash");
+    assert!(key_exists(&mut conn, meta("live")).await);
+    assert!(!key_exists(&mut conn, meta("dead")).await);
+    assert!(
+        key_exists(&mut conn, meta("legacy")).await,
+        "not listed, not scanned"
+    );
+    let listed: Vec<String> = conn
+        .smembers(liveness::registrations_key(&app.namespace))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        vec![meta("live")],
+        "the dead one is no longer listed"
+    );
+
+    let removed = liveness::sweep_dead(&mut conn, &app.namespace, &queues, true)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "the scan finds the unlisted one");
+    assert!(!key_exists(&mut conn, meta("legacy")).await);
+    assert!(key_exists(&mut conn, meta("live")).await);
+}
+
+async fn key_exists(conn: &mut ConnectionManager, key: String) -> bool {
+    conn.exists(key).await.unwrap()
+}
