@@ -1,4 +1,4 @@
-//! `ordersync orders trace REF` and `ordersync orders stuck`.
+//! `ordersync orders list|stats|trace REF|stuck|rejected`.
 
 use std::fmt::Write as _;
 
@@ -13,6 +13,42 @@ use crate::trace::{
 /// `ordersync orders ...`
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {
+    /// Cached orders, newest first, with filters and a search (the admin
+    /// API's `GET /admin/api/orders`): one page; `--cursor` continues.
+    List {
+        /// Only this store.
+        #[arg(long)]
+        store: Option<String>,
+        /// Only this shop status (processing, completed, ...).
+        #[arg(long)]
+        shop_status: Option<String>,
+        /// Only this normalized courier status (or `none`: not at the courier yet).
+        #[arg(long)]
+        courier_status: Option<String>,
+        /// Only this invoice state (none, creating, voided, draft, submitted,
+        /// paid, cancelled, existing).
+        #[arg(long)]
+        invoice_state: Option<String>,
+        /// Text in the reference, customer name or phone (3 characters or more).
+        #[arg(long, short = 'q')]
+        search: Option<String>,
+        /// The previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Orders per page (1 to 500).
+        #[arg(long)]
+        limit: Option<String>,
+        /// JSON output (the admin API's shape).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Order counts and revenue, in total and per store, by shop status,
+    /// courier status and invoice state, with each store's last syncs.
+    Stats {
+        /// JSON output (the admin API's shape).
+        #[arg(long)]
+        json: bool,
+    },
     /// Everything about one order, and why it is where it is: diagnosis,
     /// current state, status history, every job with its attempts and
     /// errors, the store's syncs, invoice and texts.
@@ -68,6 +104,28 @@ pub enum OrdersCommand {
 pub(crate) async fn run(g: &GlobalArgs, command: OrdersCommand) -> anyhow::Result<()> {
     let db = crate::ledger::connect(&g.database_url, 2).await?;
     match command {
+        OrdersCommand::List {
+            store,
+            shop_status,
+            courier_status,
+            invoice_state,
+            search,
+            cursor,
+            limit,
+            json,
+        } => {
+            let params = crate::ops::orders_view::ListParams {
+                store,
+                shop_status,
+                courier_status,
+                invoice_state,
+                q: search,
+                cursor,
+                limit,
+            };
+            list(&db, &params, json).await?;
+        }
+        OrdersCommand::Stats { json } => stats(&db, json).await?,
         OrdersCommand::Trace { reference, json } => {
             trace::validate_reference(&reference).map_err(anyhow::Error::msg)?;
             let Some(found) = trace::trace_order(&db, &reference)
@@ -167,4 +225,121 @@ async fn rejected(
     let _ = writeln!(out, "{total} open rejected order(s)");
     print!("{out}");
     Ok(())
+}
+
+/// `ordersync orders list`.
+async fn list(
+    db: &sqlx::PgPool,
+    params: &crate::ops::orders_view::ListParams,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::ops::orders_view;
+    let stores = orders_view::stores_with_orders(db).await?;
+    let request = params
+        .check(&stores)
+        .map_err(|e| anyhow::anyhow!(flag_named(&e)))?;
+    let page = orders_view::page(db, &request).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(());
+    }
+    if page.orders.is_empty() {
+        println!("no orders match");
+        return Ok(());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<14} {:<12} {:<16} {:<10} {:>12} {:<8} {:<16} {:<24} imported",
+        "reference", "shop", "courier", "invoice", "total", "method", "phone", "customer"
+    );
+    for o in &page.orders {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<12} {:<16} {:<10} {:>12} {:<8} {:<16} {:<24} {}",
+            o.reference,
+            o.shop_status,
+            o.courier_status.as_deref().unwrap_or("-"),
+            o.invoice_state,
+            o.total,
+            o.payment_method,
+            o.phone.as_deref().unwrap_or("-"),
+            o.customer_name.as_deref().unwrap_or("-"),
+            o.imported_at.format("%Y-%m-%d %H:%M"),
+        );
+    }
+    match &page.next_cursor {
+        Some(cursor) => {
+            let _ = writeln!(out, "more: --cursor {cursor}");
+        }
+        None => {
+            let _ = writeln!(out, "(last page)");
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// `ordersync orders stats`.
+async fn stats(db: &sqlx::PgPool, json: bool) -> anyhow::Result<()> {
+    use crate::ledger::orders_view::OrderCounts;
+    let stats = crate::ledger::orders_view::stats(db).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(());
+    }
+    let counts = |c: &OrderCounts| {
+        let join = |m: &std::collections::BTreeMap<String, i64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "  {} orders, revenue {}\n  shop:    {}\n  courier: {}\n  invoice: {}\n",
+            c.orders,
+            c.revenue,
+            join(&c.by_shop_status),
+            join(&c.by_courier_status),
+            join(&c.by_invoice_state)
+        )
+    };
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "never".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+    };
+    let mut out = String::new();
+    let _ = write!(out, "all stores\n{}", counts(&stats.total));
+    for store in &stats.stores {
+        let _ = write!(
+            out,
+            "{}  (last import {}, last tracking fetch {})\n{}",
+            store.store,
+            when(store.last_import_at),
+            when(store.last_tracking_at),
+            counts(&store.counts)
+        );
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// An orders-view message about an API parameter, naming the flag instead.
+fn flag_named(message: &str) -> String {
+    for (parameter, flag) in [
+        ("store ", "--store "),
+        ("shop_status ", "--shop-status "),
+        ("courier_status ", "--courier-status "),
+        ("invoice_state ", "--invoice-state "),
+        ("q ", "--search "),
+        ("cursor ", "--cursor "),
+        ("limit ", "--limit "),
+    ] {
+        if let Some(rest) = message.strip_prefix(parameter) {
+            return format!("{flag}{rest}");
+        }
+    }
+    message.to_owned()
 }

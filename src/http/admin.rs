@@ -23,10 +23,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/sms/unknown", get(crate::http::texts::unknown))
         .route("/sms/resend", post(crate::http::texts::resend))
         .route("/sync", post(sync))
+        .route("/stores/sync", post(sync_all_stores))
+        .route("/stores/{store}/sync", post(sync_store))
         .route("/paused", get(paused))
         .route("/pause", post(pause))
         .route("/resume", post(resume))
         // A static segment wins over a capture in axum, so `stuck` is never a reference.
+        .route("/orders", get(crate::http::orders::list_orders))
+        .route("/orders/stats", get(crate::http::orders::order_stats))
         .route("/orders/stuck", get(crate::http::orders::stuck_orders))
         .route(
             "/orders/rejected",
@@ -268,6 +272,75 @@ async fn sync(
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "job_id": envelopes[0].job_id, "kind": kind })),
+    ))
+}
+
+/// What a store sync request did for one store.
+#[derive(Debug, serde::Serialize)]
+pub struct StoreSync {
+    /// Store code.
+    pub store: String,
+    /// The import job enqueued, if one was.
+    pub job_id: Option<Uuid>,
+    /// Why none was, if none was.
+    pub skipped: Option<&'static str>,
+}
+
+/// Enqueue `store`'s order import now (source `admin`), unless one is still
+/// queued or running: the scheduler's rule, so a click never stacks imports.
+async fn enqueue_import(state: &AppState, store: &str) -> Result<StoreSync, ApiError> {
+    let kind = crate::domain::JobKind::ImportOrders;
+    if crate::ledger::jobs::has_unfinished(&state.deps.db, kind.as_str(), store, None).await? {
+        return Ok(StoreSync {
+            store: store.to_owned(),
+            job_id: None,
+            skipped: Some("an import of this store is still pending or running"),
+        });
+    }
+    let (envelopes, _) = state
+        .deps
+        .enqueuer
+        .enqueue(
+            crate::domain::Source::Admin,
+            vec![crate::queue::NewJob::for_store(kind, store)],
+        )
+        .await?;
+    Ok(StoreSync {
+        store: store.to_owned(),
+        job_id: Some(envelopes[0].job_id),
+        skipped: None,
+    })
+}
+
+/// `POST /stores/{store}/sync`: import the store's orders now.
+async fn sync_store(
+    State(state): State<AppState>,
+    Path(store): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    if !state.webhook_secrets.contains_key(&store) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown store '{store}'"),
+        ));
+    }
+    let synced = enqueue_import(&state, &store).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stores": [synced] })),
+    ))
+}
+
+/// `POST /stores/sync`: import every configured store's orders now.
+async fn sync_all_stores(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let mut synced = Vec::with_capacity(state.config.stores.len());
+    for store in &state.config.stores {
+        synced.push(enqueue_import(&state, &store.code).await?);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stores": synced })),
     ))
 }
 

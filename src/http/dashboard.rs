@@ -463,7 +463,7 @@ const LOGIN_HTML: &str = include_str!("dashboard/login.html");
 /// others are imported by relative path (`./api.js`), so every module is
 /// served flat under `assets/` beside it, each one a separate asset with its
 /// own ETag.
-const SCRIPT_MODULES: [(&str, &str); 15] = [
+const SCRIPT_MODULES: [(&str, &str); 16] = [
     ("app.js", include_str!("dashboard/app.js")),
     ("dom.js", include_str!("dashboard/dom.js")),
     ("format.js", include_str!("dashboard/format.js")),
@@ -476,6 +476,7 @@ const SCRIPT_MODULES: [(&str, &str); 15] = [
     ("accounts.js", include_str!("dashboard/accounts.js")),
     ("failed.js", include_str!("dashboard/failed.js")),
     ("job.js", include_str!("dashboard/job.js")),
+    ("orderlist.js", include_str!("dashboard/orderlist.js")),
     ("orders.js", include_str!("dashboard/orders.js")),
     ("stuck.js", include_str!("dashboard/stuck.js")),
     ("texts.js", include_str!("dashboard/texts.js")),

@@ -1,7 +1,9 @@
 //! The api's periodic upkeep: forget webhook deliveries older than the
 //! dedupe window, so `webhook_deliveries` stays as large as a week of
-//! deliveries instead of growing forever. Every api replica runs it; the
-//! deletes are idempotent.
+//! deliveries instead of growing forever; fold the orders view's count
+//! deltas into their sums, so reading the counts stays a few hundred rows.
+//! Every api replica runs it; the deletes are idempotent and one replica
+//! folds at a time.
 
 use std::time::Duration;
 
@@ -10,8 +12,29 @@ use sqlx::PgPool;
 /// How often deliveries are pruned (and once at start-up).
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Prune now and every [`PRUNE_INTERVAL`], until the task is dropped.
+/// How often the order count deltas are folded.
+pub const FOLD_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Prune now and every [`PRUNE_INTERVAL`], fold every [`FOLD_INTERVAL`],
+/// until the task is dropped.
 pub async fn run(db: PgPool) {
+    let folding = fold_counts(db.clone());
+    let pruning = prune(db);
+    tokio::join!(folding, pruning);
+}
+
+async fn fold_counts(db: PgPool) {
+    let mut tick = tokio::time::interval(FOLD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::ledger::orders_view::fold_counts(&db).await {
+            tracing::warn!(error = %e, "folding the order counts failed; trying again later");
+        }
+    }
+}
+
+async fn prune(db: PgPool) {
     let mut tick = tokio::time::interval(PRUNE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

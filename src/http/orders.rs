@@ -91,3 +91,30 @@ pub async fn stuck_orders(
         trace::stuck_orders(db, days, q.store.as_deref(), limit).await?,
     ))
 }
+
+/// `GET /orders?store=&shop_status=&courier_status=&invoice_state=&q=&cursor=&limit=`:
+/// one [`OrderPage`](crate::ops::orders_view::OrderPage), newest first; 400
+/// naming the parameter when one is wrong.
+pub async fn list_orders(
+    State(state): State<AppState>,
+    query: Result<Query<crate::ops::orders_view::ListParams>, QueryRejection>,
+) -> Result<Json<crate::ops::orders_view::OrderPage>, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let stores: Vec<String> = state.config.stores.iter().map(|s| s.code.clone()).collect();
+    let request = params
+        .check(&stores)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(
+        crate::ops::orders_view::page(&state.deps.db, &request).await?,
+    ))
+}
+
+/// `GET /orders/stats`: [`OrderStats`](crate::ledger::orders_view::OrderStats),
+/// in total and per store, with each store's last import and tracking fetch.
+pub async fn order_stats(
+    State(state): State<AppState>,
+) -> Result<Json<crate::ledger::orders_view::OrderStats>, ApiError> {
+    Ok(Json(
+        crate::ledger::orders_view::stats(&state.deps.db).await?,
+    ))
+}

@@ -82,7 +82,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     })?;
 
     let erp = deps.accounts.erp()?;
-    match invoices::claim(
+    let taken_over = match invoices::claim(
         &deps.db,
         order.id,
         &order.reference,
@@ -113,18 +113,14 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
                 order.reference
             )));
         }
-        InvoiceClaim::Acquired { .. } => {}
-    }
+        InvoiceClaim::Acquired { taken_over } => taken_over,
+    };
+    let kind = kind_of(envelope);
     // The ERP has no idempotency key: look up by po_no before creating, which
     // also covers an earlier attempt that created it and died before settling.
-    if let Some(existing) = erp.find_invoice_by_po(&order.reference).await? {
-        invoices::settle(&deps.db, order.id, envelope.job_id, &existing, false).await?;
-        return Ok(Done::Skipped(format!(
-            "ERP already has invoice {existing} for {}",
-            order.reference
-        )));
+    if let Some(found) = erp.invoice_by_po(&order.reference).await? {
+        return settle_found(deps, envelope, &order, found, taken_over, kind).await;
     }
-    let kind = kind_of(envelope);
     let total: f64 = order.total.parse().unwrap_or_default();
     let invoice = build_invoice(&order, &live.raw, mode).with_kind(kind, total);
     match erp.create_invoice(&invoice).await {
@@ -158,15 +154,17 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             }))))
         }
         Err(e) if e.class == ErrorClass::AlreadyExists => {
-            let existing = erp
-                .find_invoice_by_po(&order.reference)
-                .await?
-                .unwrap_or_default();
-            invoices::settle(&deps.db, order.id, envelope.job_id, &existing, false).await?;
-            Ok(Done::Skipped(format!(
-                "ERP already has invoice {existing} for {}",
-                order.reference
-            )))
+            // Made since our look-up: by a racing attempt of ours, or by hand.
+            match erp.invoice_by_po(&order.reference).await? {
+                Some(found) => settle_found(deps, envelope, &order, found, true, kind).await,
+                None => {
+                    invoices::settle(&deps.db, order.id, envelope.job_id, "", false).await?;
+                    Ok(Done::Skipped(format!(
+                        "ERP says an invoice for {} already exists",
+                        order.reference
+                    )))
+                }
+            }
         }
         Err(e) if !e.is_transient() => {
             // Rejected: nothing was created, so free the order for a replay.
@@ -177,6 +175,60 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         // re-claims and looks up by po_no first.
         Err(e) => Err(e.into()),
     }
+}
+
+/// Settle the claim with an invoice the ERP already has for the order.
+///
+/// After a takeover (`taken_over`: an earlier attempt held the claim, looked
+/// the ERP up, found nothing, and may have died inside the create call) an
+/// invoice shaped like the one this job makes (submitted, and POS exactly
+/// when historical) is that attempt's: it is recorded as made, with its kind
+/// and the submit step, and a live one's payment follows, as if the attempt
+/// had settled. Any other invoice is the old system's (its were drafts):
+/// recorded `existing` and left alone.
+async fn settle_found(
+    deps: &Deps,
+    envelope: &JobEnvelope,
+    order: &crate::ledger::orders::OrderRow,
+    found: crate::providers::erpnext::InvoiceDoc,
+    taken_over: bool,
+    kind: InvoiceKind,
+) -> Result<Done, JobError> {
+    let shaped_like_ours =
+        found.docstatus == 1 && (found.is_pos == 1) == (kind == InvoiceKind::Historical);
+    if !(taken_over && shaped_like_ours) {
+        invoices::settle(&deps.db, order.id, envelope.job_id, &found.name, false).await?;
+        return Ok(Done::Skipped(format!(
+            "ERP already has invoice {} for {}",
+            found.name, order.reference
+        )));
+    }
+    invoices::settle_made(
+        &deps.db,
+        order.id,
+        envelope.job_id,
+        &found.name,
+        kind.as_str(),
+        found.docstatus,
+    )
+    .await?;
+    invoice_steps::record_done(
+        &deps.db,
+        order.id,
+        Step::Submit,
+        envelope.job_id,
+        Some(&found.name),
+    )
+    .await?;
+    if kind == InvoiceKind::Live {
+        crate::jobs::record_payment::enqueue_after_invoice(deps, order).await?;
+    }
+    Ok(Done::Succeeded(Some(json!({
+        "invoice": found.name,
+        "kind": kind.as_str(),
+        "docstatus": found.docstatus,
+        "made_by_an_earlier_attempt": true,
+    }))))
 }
 
 fn build_invoice(

@@ -10,6 +10,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod ops;
 pub mod orders;
+pub mod orders_view;
 pub mod reconcile;
 pub mod rejected;
 pub mod runs;

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod metrics;
+pub mod orders_view;
 pub mod pauses;
 pub mod queues;
 pub mod stores;

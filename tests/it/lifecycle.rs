@@ -529,3 +529,93 @@ async fn a_delivery_of_an_order_never_invoiced_records_no_payment_and_leaves_not
     assert!(erp_payments(&app, &reference).is_empty());
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_create_that_died_mid_call_records_the_live_invoice_and_its_payment() {
+    let app = app_with_rules().await;
+    let reference = app
+        .import_new_orders("BETA", 1, "kashier_card")
+        .await
+        .remove(0);
+    let (order_id, total): (i64, String) =
+        sqlx::query_as("SELECT id, total::text FROM orders WHERE reference = $1")
+            .bind(&reference)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    // A first attempt claimed the order, made the live invoice in the ERP
+    // and died inside the call, before settling; its claim has expired.
+    sqlx::query(
+        "INSERT INTO invoices (order_id, reference, state, job_id, claimed_at)
+         VALUES ($1, $2, 'creating', $3, now() - interval '1 day')",
+    )
+    .bind(order_id)
+    .bind(&reference)
+    .bind(uuid::Uuid::now_v7())
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let total: f64 = total.parse().unwrap();
+    let made = ordersync::providers::erpnext::SalesInvoice {
+        customer: "Customer".into(),
+        posting_date: chrono::Utc::now().date_naive(),
+        due_date: chrono::Utc::now().date_naive(),
+        po_no: reference.clone(),
+        items: vec![ordersync::providers::erpnext::InvoiceItem {
+            item_code: "ORDER".into(),
+            item_name: format!("Order {reference}"),
+            qty: 1.0,
+            rate: total,
+        }],
+        payments: Vec::new(),
+        is_pos: 0,
+        update_stock: 0,
+        docstatus: 0,
+        custom_payment_method: "Kashier Card".into(),
+        woo_order_id: 1,
+        woo_order_number: "1".into(),
+        custom_delivery_date: None,
+        custom_delivery_time: None,
+    }
+    .with_kind(ordersync::providers::erpnext::InvoiceKind::Live, total);
+    let name = app
+        .deps
+        .accounts
+        .erp()
+        .unwrap()
+        .create_invoice(&made)
+        .await
+        .unwrap();
+
+    let runs = app
+        .run_ok(NewJob::for_order(
+            JobKind::CreateInvoice,
+            "BETA",
+            &reference,
+        ))
+        .await;
+    let detail = runs.last().unwrap().detail.clone().unwrap();
+    assert_eq!(detail["invoice"], name.as_str(), "{detail}");
+    assert_eq!(detail["made_by_an_earlier_attempt"], true, "{detail}");
+    let (state, kind, docstatus): (String, Option<String>, Option<i16>) =
+        sqlx::query_as("SELECT state, kind, docstatus FROM invoices WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), kind.as_deref(), docstatus),
+        ("created", Some("live"), Some(1))
+    );
+    assert_eq!(step(&app, &reference, "submit").await.unwrap().0, "done");
+    // Its Kashier payment follows, once, as after a first attempt that lived.
+    let payment = ordersync::jobs::record_payment::job_for("BETA", &reference, "invoice")
+        .job_id
+        .unwrap();
+    let runs = app.wait_final(payment).await;
+    assert_eq!(runs.last().unwrap().outcome, "succeeded", "{runs:#?}");
+    assert_eq!(erp_payments(&app, &reference).len(), 1);
+    assert_eq!(erp_invoices(&app, &reference).len(), 1);
+    assert_no_violations(&app);
+    app.cleanup().await;
+}

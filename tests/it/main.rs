@@ -24,6 +24,7 @@ mod lifecycle;
 mod limits;
 mod ops;
 mod orders;
+mod orders_view;
 mod pauses;
 mod pipeline;
 mod queue;

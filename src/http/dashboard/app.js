@@ -10,7 +10,8 @@
 //   poll.js     refreshing the current view, the "Live" indicator
 //   resolve.js  replay / discard failed jobs
 //   values.js   rendering arbitrary JSON values
-//   overview.js, failed.js, job.js, orders.js, stuck.js, texts.js: one per view
+//   overview.js, failed.js, job.js, orderlist.js, orders.js, stuck.js,
+//   texts.js: one per view
 //
 // Everything is built with DOM calls (never innerHTML with data), so nothing
 // a job, an order or an error message contains can run as script; the
@@ -20,6 +21,7 @@ import { loadSession } from "./api.js";
 import { failedView } from "./failed.js";
 import { refreshRelativeTimes } from "./format.js";
 import { jobView } from "./job.js";
+import { orderListView } from "./orderlist.js";
 import { ordersView } from "./orders.js";
 import { overviewView } from "./overview.js";
 import { connectionFailed, renderLive, showView, visibilityChanged } from "./poll.js";
@@ -59,7 +61,8 @@ function route() {
       return { nav: "texts", title: "Texts of unknown fate", make: (root) => textsView(root) };
     case "orders":
       if (parts[1] === "stuck") return { nav: "orders", title: "Stuck orders", make: (root) => stuckView(root) };
-      return { nav: "orders", title: parts[1] ? `Order ${parts[1]}` : "Orders", make: (root) => ordersView(root, parts[1]) };
+      if (!parts[1]) return { nav: "orders", title: "Orders", make: (root) => orderListView(root) };
+      return { nav: "orders", title: `Order ${parts[1]}`, make: (root) => ordersView(root, parts[1]) };
     default:
       return { nav: "overview", title: "Overview", make: (root) => overviewView(root) };
   }

@@ -20,7 +20,7 @@ export function ordersView(root, reference) {
   const body = h("div", {});
   replaceContent(
     root,
-    pageHead("Orders", h("a", { href: "#/orders/stuck" }, "Stuck orders →")),
+    pageHead("Trace an order", h("a", { href: "#/orders" }, "← All orders"), h("a", { href: "#/orders/stuck" }, "Stuck orders →")),
     h(
       "form",
       {
