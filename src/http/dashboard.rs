@@ -474,6 +474,7 @@ const SCRIPT_MODULES: [(&str, &str); 16] = [
     ("values.js", include_str!("dashboard/values.js")),
     ("overview.js", include_str!("dashboard/overview.js")),
     ("accounts.js", include_str!("dashboard/accounts.js")),
+    ("pauses.js", include_str!("dashboard/pauses.js")),
     ("failed.js", include_str!("dashboard/failed.js")),
     ("job.js", include_str!("dashboard/job.js")),
     ("orderlist.js", include_str!("dashboard/orderlist.js")),

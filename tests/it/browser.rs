@@ -334,6 +334,32 @@ async fn operator_session(
     );
     until_text(c, "#nav-failed-count", &FAILED_ORDERS.to_string()).await?;
     shots.take(c, "3-overview").await?;
+
+    // Pause the first store from the overview: listed with who and why, in
+    // Redis for every worker; then resume it from its row.
+    type_into(c, "#pause-reason", "stock audit").await?;
+    click(c, "#pause-submit").await?;
+    until_text(c, "#flash .flash-text", "Paused store").await?;
+    let row = until_text(c, "#pauses-list tr[data-pause]", "stock audit").await?;
+    ensure!(row.contains("api:dashboard"), "{row}");
+    let paused =
+        ordersync::queue::pause::list(&mut crate::helpers::redis().await, &app.namespace).await?;
+    ensure!(paused.len() == 1, "{paused:?}");
+    shots.take(c, "3b-paused").await?;
+    click(c, "#pauses-list button.resume").await?;
+    until_text(c, "#pauses-none", "Nothing is paused").await?;
+    let paused =
+        ordersync::queue::pause::list(&mut crate::helpers::redis().await, &app.namespace).await?;
+    ensure!(paused.is_empty(), "still paused: {paused:?}");
+
+    // The orders browser lists the store's orders, each linking to its trace.
+    let reference: String =
+        sqlx::query_scalar("SELECT reference FROM orders ORDER BY reference LIMIT 1")
+            .fetch_one(&app.db)
+            .await?;
+    click(c, r#"a[data-nav="orders"]"#).await?;
+    until_text(c, "#orders-list table.orders-list tbody", &reference).await?;
+    shots.take(c, "3c-orders").await?;
     click(c, r#"a[data-nav="failed"]"#).await?;
     let group = r#"tr.group-row"#;
     until_text(

@@ -4,6 +4,7 @@ import { accountsTable, openBreakers } from "./accounts.js";
 import { API, load } from "./api.js";
 import { h, replaceContent } from "./dom.js";
 import { badge, fmtAge, fmtNum, plural, timeAgo } from "./format.js";
+import { pausesPanel } from "./pauses.js";
 import { pageHead, unavailable, updateFailedCount } from "./ui.js";
 
 // Queue lag thresholds (oldest pending job's age), in seconds.
@@ -20,6 +21,9 @@ export function overviewView(root) {
   const queuesStamp = h("span", { class: "muted" });
   const storesStamp = h("span", { class: "muted" });
   const accounts = h("div", { class: "panel" });
+  // Filled in below: the view's refresh is what a pause or resume calls.
+  let view = null;
+  const pauses = pausesPanel(() => view.refresh());
   replaceContent(
     root,
     pageHead("Overview"),
@@ -37,16 +41,24 @@ export function overviewView(root) {
       h("div", { class: "section-head" }, h("h2", {}, "Provider accounts: limits and circuit breakers")),
       accounts,
     ),
+    h(
+      "section",
+      { class: "section", id: "pauses" },
+      h("div", { class: "section-head" }, h("h2", {}, "Pauses: stores, accounts and job kinds whose jobs wait")),
+      pauses.element,
+    ),
   );
   let last = {};
-  return {
+  view = {
     async refresh() {
-      const [q, s, g, t] = await Promise.all([
+      const [q, s, g, t, p] = await Promise.all([
         load(`${API}/queues`),
         load(`${API}/stores`),
         load(`${API}/jobs/failed`),
         load(`${API}/sms/unknown`),
+        load(`${API}/paused`),
       ]);
+      pauses.update(p, s, q);
       updateFailedCount(g);
       const key = (x) => JSON.stringify(x);
       if (key(q) !== last.q) {
@@ -62,6 +74,7 @@ export function overviewView(root) {
       last = { q: key(q), s: key(s), all: key([q, s, g, t]) };
     },
   };
+  return view;
 }
 
 function summaryCards(q, s, groups, unknownTexts) {
