@@ -463,7 +463,7 @@ const LOGIN_HTML: &str = include_str!("dashboard/login.html");
 /// others are imported by relative path (`./api.js`), so every module is
 /// served flat under `assets/` beside it, each one a separate asset with its
 /// own ETag.
-const SCRIPT_MODULES: [(&str, &str); 16] = [
+const SCRIPT_MODULES: [(&str, &str); 17] = [
     ("app.js", include_str!("dashboard/app.js")),
     ("dom.js", include_str!("dashboard/dom.js")),
     ("format.js", include_str!("dashboard/format.js")),
