@@ -1,5 +1,6 @@
 //! `ordersync bench` (`just bench`): throughput, wake-up latency, the
 //! provider pipeline, worker memory and Redis memory over a million jobs,
+//! provider rate limits and an ERP outage,
 //! measured against the real Redis and Postgres and the simulator. Prints a
 //! table and writes `target/bench/results.json`.
 
@@ -24,6 +25,7 @@ use ordersync_simulator::{Knobs, Service, SimConfig};
 
 mod abuse;
 mod fairness;
+mod limits;
 mod peers;
 mod reconcile;
 mod redis_memory;
@@ -42,6 +44,9 @@ pub(crate) enum BenchSection {
     Reconcile,
     /// (j) A small store's bulk jobs during a 50,000-job backfill of another.
     Fairness,
+    /// (k) Three worker processes against a rate-limited courier account,
+    /// and 1,000 invoices through a 60-second ERP outage.
+    Limits,
 }
 
 /// `ordersync bench`.
@@ -201,6 +206,16 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         sim.shutdown().await;
         return write_results(&args, &results, true);
     }
+    let limits_setup = limits::Setup {
+        server_url: &g.database_url,
+        redis_url: &g.redis_url,
+        dir: &dir,
+    };
+    if args.only == Some(BenchSection::Limits) {
+        limits::run(limits_setup, &mut results).await?;
+        sim.shutdown().await;
+        return write_results(&args, &results, true);
+    }
     if args.only == Some(BenchSection::Reconcile) {
         reconcile::run(
             &g.database_url,
@@ -318,6 +333,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     }
 
     fairness::run(fairness_setup, args.fairness_backfill, &mut results).await?;
+    limits::run(limits_setup, &mut results).await?;
 
     let (p50, p99, sent) =
         webhooks(&deps, &config, &sim, args.webhook_rate, args.webhook_secs).await?;
