@@ -412,6 +412,27 @@ impl TestApp {
         }
     }
 
+    /// How many of `envelopes` have started: our start counter in their
+    /// task metadata, which a delivery bumps before it runs. A task fetched
+    /// into the in-flight set has not necessarily started yet.
+    pub async fn started(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+        envelopes: &[JobEnvelope],
+    ) -> usize {
+        let mut n = 0;
+        for envelope in envelopes {
+            let starts: Option<u64> = redis::cmd("HGET")
+                .arg(self.deps.enqueuer.meta_key(envelope))
+                .arg("ordersync_starts")
+                .query_async(conn)
+                .await
+                .unwrap();
+            n += usize::from(starts.unwrap_or(0) > 0);
+        }
+        n
+    }
+
     /// Poll `check` until it returns Some, or fail after the deadline.
     pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where

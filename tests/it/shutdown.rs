@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ordersync::domain::JobEnvelope;
 use ordersync::domain::JobKind;
-use redis::aio::ConnectionManager;
-use redis::AsyncCommands as _;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -34,19 +31,6 @@ async fn wait_exit(child: &mut std::process::Child) -> (std::process::ExitStatus
         assert!(started.elapsed() < DEADLINE, "worker did not exit");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// How many of `envelopes` have started (our start counter in their metadata).
-async fn started(conn: &mut ConnectionManager, app: &TestApp, envelopes: &[JobEnvelope]) -> usize {
-    let mut n = 0;
-    for envelope in envelopes {
-        let starts: Option<u64> = conn
-            .hget(app.deps.enqueuer.meta_key(envelope), "ordersync_starts")
-            .await
-            .unwrap();
-        n += usize::from(starts.unwrap_or(0) > 0);
-    }
-    n
 }
 
 /// Every run of every job: (outcome, error class, worker) per job, in order.
@@ -102,7 +86,7 @@ async fn sigterm_lets_running_jobs_finish_and_hands_back_the_rest_at_once() {
         let mut conn = conn.clone();
         let envelopes = &envelopes;
         let app = &app;
-        async move { (started(&mut conn, app, envelopes).await == 4).then_some(()) }
+        async move { (app.started(&mut conn, envelopes).await == 4).then_some(()) }
     })
     .await;
     terminate(&stopping);
@@ -123,7 +107,7 @@ async fn sigterm_lets_running_jobs_finish_and_hands_back_the_rest_at_once() {
         .values()
         .all(|runs| runs.len() == 1 && runs[0].0 == "succeeded" && runs[0].2 == name));
     assert_eq!(
-        started(&mut conn, &app, &envelopes).await,
+        app.started(&mut conn, &envelopes).await,
         4,
         "the jobs handed back were never started"
     );
@@ -185,7 +169,7 @@ async fn a_job_outliving_the_shutdown_timeout_is_handed_back_and_completes() {
         let app = &app;
         async move {
             let depth = noop_depth(app).await;
-            let running = started(&mut conn, app, long).await;
+            let running = app.started(&mut conn, long).await;
             (running == 2 && depth.in_flight == 10).then_some(())
         }
     })
@@ -204,7 +188,7 @@ async fn a_job_outliving_the_shutdown_timeout_is_handed_back_and_completes() {
         "all ten handed back at once: {depth:?}"
     );
     assert!(runs_by_job(&app).await.is_empty(), "nothing settled");
-    assert_eq!(started(&mut conn, &app, quick).await, 0);
+    assert_eq!(app.started(&mut conn, quick).await, 0);
 
     let mut next = app.spawn_worker_process_with(&[JobKind::Noop], &[]);
     for envelope in long {
