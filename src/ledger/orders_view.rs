@@ -76,13 +76,30 @@ pub struct OrderSummary {
     pub status_changed_at: Option<DateTime<Utc>>,
 }
 
+/// The columns of [`OrderSummary`], from `orders`.
+const SUMMARY_COLUMNS: &str =
+    "id, reference, store, shop_status, status AS courier_status, courier_label,
+     tracking_number, invoice_state, payment_method, total::text AS total, currency,
+     customer_name, phone, imported_at, status_changed_at";
+
 /// Up to `limit` orders matching `filter` with ids below `before` (the
 /// previous page's last id; `None`: from the newest), newest first. Keyset
 /// pagination: a page never repeats or skips an order when new ones arrive
 /// meanwhile (they have higher ids).
 ///
+/// Without a search, a filter is answered group by group: the groups of
+/// orders with one (store, shop status, courier status, invoice state) are
+/// the keys of `order_counts` (and of the deltas not folded into it yet),
+/// and each matching group's newest orders come from one range of
+/// `orders_list_groups_idx` (migration 0012). A page costs a short index
+/// range per group however rare the combination is. Walking the primary key
+/// backwards and filtering, which is what the planner picks from its
+/// estimates, read the whole table for combinations that match nothing
+/// (500 ms over a million orders, `ordersync-dev bench`).
+///
 /// The search is a substring match over `order_search_text(...)`, which
-/// must stay word for word the indexed expression of migration 0011.
+/// must stay word for word the indexed expression of migration 0011; with
+/// a search the trigram index drives the query.
 ///
 /// # Errors
 /// Postgres failed.
@@ -92,33 +109,102 @@ pub async fn list(
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<OrderSummary>> {
-    let pattern = filter
-        .search
-        .as_deref()
-        .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
-    sqlx::query_as(
-        "SELECT id, reference, store, shop_status, status AS courier_status, courier_label,
-                tracking_number, invoice_state, payment_method, total::text AS total, currency,
-                customer_name, phone, imported_at, status_changed_at
-         FROM orders
-         WHERE ($1::bigint IS NULL OR id < $1)
-           AND ($2::text IS NULL OR store = $2)
-           AND ($3::text IS NULL OR shop_status = $3)
-           AND ($4::text IS NULL OR ($4 = 'none' AND status IS NULL) OR status = $4)
-           AND ($5::text IS NULL OR invoice_state = $5)
-           AND ($6::text IS NULL OR order_search_text(reference, customer_name, phone) LIKE $6)
-         ORDER BY id DESC
-         LIMIT $7",
-    )
-    .bind(before)
-    .bind(filter.store.as_deref())
-    .bind(filter.shop_status.as_deref())
-    .bind(filter.courier_status.as_deref())
-    .bind(filter.invoice_state.as_deref())
-    .bind(pattern)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    let narrowed = filter.store.is_some()
+        || filter.shop_status.is_some()
+        || filter.courier_status.is_some()
+        || filter.invoice_state.is_some();
+    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+    if narrowed && filter.search.is_none() {
+        query.push("SELECT o.* FROM (");
+        for (i, table) in ["order_counts", "order_count_deltas"]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                query.push(" UNION ");
+            }
+            query.push(format_args!(
+                "SELECT store, shop_status, status, invoice_state FROM {table} WHERE true"
+            ));
+            push_group_filter(&mut query, filter);
+        }
+        query.push(format_args!(
+            ") g CROSS JOIN LATERAL (
+                 SELECT {SUMMARY_COLUMNS} FROM orders o
+                 WHERE o.store = g.store AND o.shop_status = g.shop_status
+                   AND COALESCE(o.status, '') = g.status AND o.invoice_state = g.invoice_state"
+        ));
+        if let Some(before) = before {
+            query.push(" AND o.id < ").push_bind(before);
+        }
+        query.push(" ORDER BY o.id DESC LIMIT ").push_bind(limit);
+        query.push(") o ORDER BY o.id DESC LIMIT ").push_bind(limit);
+    } else {
+        query.push(format_args!(
+            "SELECT {SUMMARY_COLUMNS} FROM orders WHERE true"
+        ));
+        if let Some(before) = before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        if let Some(store) = &filter.store {
+            query.push(" AND store = ").push_bind(store);
+        }
+        if let Some(shop_status) = &filter.shop_status {
+            query.push(" AND shop_status = ").push_bind(shop_status);
+        }
+        match filter.courier_status.as_deref() {
+            None => {}
+            Some(NO_COURIER_STATUS) => {
+                query.push(" AND status IS NULL");
+            }
+            Some(status) => {
+                query.push(" AND status = ").push_bind(status);
+            }
+        }
+        if let Some(invoice_state) = &filter.invoice_state {
+            query.push(" AND invoice_state = ").push_bind(invoice_state);
+        }
+        if let Some(search) = &filter.search {
+            let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+            query
+                .push(" AND order_search_text(reference, customer_name, phone) LIKE ")
+                .push_bind(pattern);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    }
+    // Not prepared: each call is planned with its own values (a generic
+    // plan cannot tell a rare filter value from a common one).
+    query
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(pool)
+        .await
+}
+
+/// `filter`'s equality filters over a table keyed like `order_counts`
+/// (where an order the courier never reported has status `''`).
+fn push_group_filter(query: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, filter: &OrderFilter) {
+    if let Some(store) = &filter.store {
+        query.push(" AND store = ").push_bind(store.clone());
+    }
+    if let Some(shop_status) = &filter.shop_status {
+        query
+            .push(" AND shop_status = ")
+            .push_bind(shop_status.clone());
+    }
+    if let Some(status) = &filter.courier_status {
+        let status = if status == NO_COURIER_STATUS {
+            ""
+        } else {
+            status.as_str()
+        };
+        query.push(" AND status = ").push_bind(status.to_owned());
+    }
+    if let Some(invoice_state) = &filter.invoice_state {
+        query
+            .push(" AND invoice_state = ")
+            .push_bind(invoice_state.clone());
+    }
 }
 
 /// `s` with LIKE's wildcards (and its escape) taken literally.
