@@ -64,7 +64,7 @@ pub async fn tracking(deps: &Deps, store: &str) -> anyhow::Result<Vec<Uuid>> {
         .map(|s| s.as_str())
         .collect();
     let mut jobs = vec![NewJob::for_store(JobKind::FetchTracking, store)];
-    for reference in crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await? {
+    for reference in crate::ledger::orders::needing_refresh(&deps.db, store, &finals, None).await? {
         jobs.push(NewJob::for_order(JobKind::RefreshStatus, store, &reference));
     }
     enqueue(deps, jobs).await

@@ -67,8 +67,14 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
 
     // Status changes and their texts commit together (see refresh_status).
     let mut tx = deps.db.begin().await?;
-    let (changes, matched, stale) =
-        orders::observe_courier(&mut *tx, store, &observations, envelope.job_id).await?;
+    let (changes, matched, stale) = orders::observe_courier(
+        &mut *tx,
+        store,
+        &observations,
+        orders::ObservedVia::List,
+        envelope.job_id,
+    )
+    .await?;
     let mut texts = send_sms::jobs_for_changes(store, &changes);
     texts.extend(crate::jobs::write_back::follow_ups(deps, store, &changes));
     let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;

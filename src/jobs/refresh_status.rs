@@ -57,6 +57,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         &mut *tx,
         &order.store,
         std::slice::from_ref(&observation),
+        orders::ObservedVia::Poll,
         envelope.job_id,
     )
     .await?;

@@ -215,6 +215,15 @@ pub struct StatusChange {
     pub code: i32,
 }
 
+/// Where a courier observation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObservedVia {
+    /// The account's order list (`fetch_tracking`): also sets `listed_at`.
+    List,
+    /// A poll of the one order (`refresh_status`).
+    Poll,
+}
+
 /// One row of [`observe_courier`]'s statement: order id, reference, old and
 /// new status, code, whether it changed, whether the observation was stale.
 type ObservedRow = (i64, String, Option<String>, String, i32, bool, bool);
@@ -237,6 +246,7 @@ pub async fn observe_courier<'e>(
     db: impl sqlx::PgExecutor<'e>,
     store: &str,
     observations: &[CourierObservation],
+    via: ObservedVia,
     job_id: Uuid,
 ) -> sqlx::Result<(Vec<StatusChange>, u64, u64)> {
     if observations.is_empty() {
@@ -271,7 +281,8 @@ pub async fn observe_courier<'e>(
                  courier_updated_at = COALESCE(seen.courier_updated_at, o.courier_updated_at),
                  status_changed_at = CASE WHEN old.status IS DISTINCT FROM seen.status
                                           THEN now() ELSE o.status_changed_at END,
-                 last_polled_at = now(), updated_at = now()
+                 last_polled_at = now(), updated_at = now(),
+                 listed_at = CASE WHEN $10 THEN now() ELSE o.listed_at END
              FROM old JOIN seen ON true
              WHERE o.id = old.id AND seen.reference = o.reference
                AND (old.courier_updated_at IS NULL OR seen.courier_updated_at IS NULL
@@ -297,6 +308,7 @@ pub async fn observe_courier<'e>(
     .bind(&statuses)
     .bind(job_id)
     .bind(&updated_at)
+    .bind(via == ObservedVia::List)
     .fetch_all(db)
     .await?;
     let stale = rows.iter().filter(|row| row.6).count() as u64;
@@ -340,7 +352,9 @@ pub async fn without_tracking(pool: &PgPool, store: &str) -> sqlx::Result<Vec<St
     .await
 }
 
-/// References of `store`'s orders with tracking and a status that is not final.
+/// References of `store`'s orders with tracking and a status that is not
+/// final; with `listed_before`, less those the courier's order list showed
+/// at or after it (their status is as fresh as a poll would make it).
 ///
 /// # Errors
 /// Postgres failed.
@@ -348,13 +362,17 @@ pub async fn needing_refresh(
     pool: &PgPool,
     store: &str,
     final_statuses: &[&str],
+    listed_before: Option<DateTime<Utc>>,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         "SELECT reference FROM orders WHERE store = $1 AND courier_order_id IS NOT NULL
-           AND (status IS NULL OR NOT (status = ANY($2))) ORDER BY id",
+           AND (status IS NULL OR NOT (status = ANY($2)))
+           AND ($3::timestamptz IS NULL OR listed_at IS NULL OR listed_at < $3)
+         ORDER BY id",
     )
     .bind(store)
     .bind(final_statuses)
+    .bind(listed_before)
     .fetch_all(pool)
     .await
 }

@@ -172,7 +172,17 @@ pub async fn tick_store(
                 .filter(|s| s.is_final())
                 .map(|s| s.as_str())
                 .collect();
-            let refs = crate::ledger::orders::needing_refresh(&deps.db, store, &finals).await?;
+            // The courier's list shows statuses too: an order it showed within
+            // this interval is as fresh as a poll would make it.
+            let listed_before =
+                tick - chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::zero());
+            let refs = crate::ledger::orders::needing_refresh(
+                &deps.db,
+                store,
+                &finals,
+                Some(listed_before),
+            )
+            .await?;
             let refs =
                 crate::ledger::jobs::without_unfinished(&deps.db, kind.as_str(), &refs).await?;
             let refs = not_held(deps, kind, refs, &mut held).await?;

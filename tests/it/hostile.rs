@@ -634,7 +634,7 @@ async fn post_webhook_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn courier_statuses_observed_out_of_order_keep_the_newest() {
-    use ordersync::ledger::orders::{observe_courier, CourierObservation};
+    use ordersync::ledger::orders::{observe_courier, CourierObservation, ObservedVia};
     let app = TestApp::spawn(two_stores(1)).await;
     let order = woo_order(901, "9901", "processing", "10.00", "2026-05-01T12:00:00");
     let order: ordersync::providers::woocommerce::WooOrder = serde_json::from_value(order).unwrap();
@@ -663,16 +663,26 @@ async fn courier_statuses_observed_out_of_order_keep_the_newest() {
         updated_at: Some(at(hour)),
     };
     let job = uuid::Uuid::new_v4();
-    let (changes, matched, stale) =
-        observe_courier(&app.db, "BETA", &[seen(31, "EXPÉDIÉ", "shipped", 12)], job)
-            .await
-            .unwrap();
+    let (changes, matched, stale) = observe_courier(
+        &app.db,
+        "BETA",
+        &[seen(31, "EXPÉDIÉ", "shipped", 12)],
+        ObservedVia::Poll,
+        job,
+    )
+    .await
+    .unwrap();
     assert_eq!((changes.len(), matched, stale), (1, 1, 0));
     // A page read before that change, applied after it.
-    let (changes, matched, stale) =
-        observe_courier(&app.db, "BETA", &[seen(22, "ASSIGNÉ", "assigned", 10)], job)
-            .await
-            .unwrap();
+    let (changes, matched, stale) = observe_courier(
+        &app.db,
+        "BETA",
+        &[seen(22, "ASSIGNÉ", "assigned", 10)],
+        ObservedVia::List,
+        job,
+    )
+    .await
+    .unwrap();
     assert_eq!((changes.len(), matched, stale), (0, 0, 1));
     let (status, code): (String, i32) =
         sqlx::query_as("SELECT status, courier_code FROM orders WHERE reference = 'BETA-9901'")

@@ -181,9 +181,15 @@ async fn order_id(db: &PgPool, reference: &str) -> i64 {
 
 /// Apply a fetch_tracking's `observations` to `store`'s orders (a job of its own).
 async fn observe(db: &PgPool, store: &str, observations: &[CourierObservation]) {
-    ordersync::ledger::orders::observe_courier(db, store, observations, Uuid::now_v7())
-        .await
-        .unwrap();
+    ordersync::ledger::orders::observe_courier(
+        db,
+        store,
+        observations,
+        ordersync::ledger::orders::ObservedVia::List,
+        Uuid::now_v7(),
+    )
+    .await
+    .unwrap();
 }
 
 /// What the courier says about `reference`: status `code`, normalized `status`.

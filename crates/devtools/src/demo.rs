@@ -229,7 +229,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let mut per_order = Vec::new();
     for store in &stores {
         for reference in
-            ordersync::ledger::orders::needing_refresh(&deps.db, store, &finals).await?
+            ordersync::ledger::orders::needing_refresh(&deps.db, store, &finals, None).await?
         {
             per_order.push(NewJob::for_order(JobKind::RefreshStatus, store, &reference));
         }

@@ -117,7 +117,7 @@ async fn courier_observations_record_the_first_status_and_each_change() {
     imported(&t.db, "BETA", &[1]).await;
     let (first_job, second_job) = (Uuid::now_v7(), Uuid::now_v7());
     assert_eq!(
-        orders::observe_courier(&t.db, "ALPH", &[], first_job)
+        orders::observe_courier(&t.db, "ALPH", &[], orders::ObservedVia::List, first_job)
             .await
             .unwrap(),
         (vec![], 0, 0)
@@ -133,6 +133,7 @@ async fn courier_observations_record_the_first_status_and_each_change() {
             observation("BETA-1", 9, "in_transit"),
             observation("ALPH-404", 9, "in_transit"),
         ],
+        orders::ObservedVia::List,
         first_job,
     )
     .await
@@ -179,6 +180,7 @@ async fn courier_observations_record_the_first_status_and_each_change() {
         &t.db,
         "ALPH",
         &[unchanged, observation("ALPH-2", 9, "in_transit")],
+        orders::ObservedVia::List,
         second_job,
     )
     .await
@@ -248,8 +250,20 @@ async fn two_jobs_observing_one_change_record_it_once() {
     for n in &numbers {
         let seen = [observation(&format!("ALPH-{n}"), 41, "delivered")];
         let (a, b) = tokio::join!(
-            orders::observe_courier(&t.db, "ALPH", &seen, Uuid::now_v7()),
-            orders::observe_courier(&t.db, "ALPH", &seen, Uuid::now_v7()),
+            orders::observe_courier(
+                &t.db,
+                "ALPH",
+                &seen,
+                orders::ObservedVia::Poll,
+                Uuid::now_v7()
+            ),
+            orders::observe_courier(
+                &t.db,
+                "ALPH",
+                &seen,
+                orders::ObservedVia::Poll,
+                Uuid::now_v7()
+            ),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!((a.1, b.1), (1, 1), "both matched ALPH-{n}");
@@ -296,15 +310,46 @@ async fn the_jobs_pick_the_orders_that_need_them() {
         ["BETA-1"]
     );
     assert_eq!(
-        orders::needing_refresh(&t.db, "ALPH", &FINAL)
+        orders::needing_refresh(&t.db, "ALPH", &FINAL, None)
             .await
             .unwrap(),
         ["ALPH-2", "ALPH-4", "ALPH-5"]
     );
-    assert!(orders::needing_refresh(&t.db, "BETA", &FINAL)
+    assert!(orders::needing_refresh(&t.db, "BETA", &FINAL, None)
         .await
         .unwrap()
         .is_empty());
+    // The list showed ALPH-2, 4 and 5 just now: a refresh tick looking back
+    // past that skips them, until one is seen only by a poll since.
+    let tick_window_start = Utc::now() - chrono::Duration::minutes(5);
+    assert!(
+        orders::needing_refresh(&t.db, "ALPH", &FINAL, Some(tick_window_start))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    sqlx::query(
+        "UPDATE orders SET listed_at = now() - interval '1 hour' WHERE reference = 'ALPH-4'",
+    )
+    .execute(&t.db)
+    .await
+    .unwrap();
+    orders::observe_courier(
+        &t.db,
+        "ALPH",
+        &[observation("ALPH-4", 9, "in_transit")],
+        orders::ObservedVia::Poll,
+        Uuid::now_v7(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        orders::needing_refresh(&t.db, "ALPH", &FINAL, Some(tick_window_start))
+            .await
+            .unwrap(),
+        ["ALPH-4"],
+        "a poll does not count as the list showing the order"
+    );
 
     // Invoices: ALPH-1 claimed (still needs one), ALPH-2 created, ALPH-3 found.
     let lease = Duration::from_secs(120);

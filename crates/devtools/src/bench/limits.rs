@@ -133,11 +133,12 @@ async fn scenarios(
         .filter(|s| s.is_final())
         .map(|s| s.as_str())
         .collect();
-    let polls: Vec<NewJob> = ordersync::ledger::orders::needing_refresh(&deps.db, "ALPH", &finals)
-        .await?
-        .iter()
-        .map(|reference| NewJob::for_order(JobKind::RefreshStatus, "ALPH", reference))
-        .collect();
+    let polls: Vec<NewJob> =
+        ordersync::ledger::orders::needing_refresh(&deps.db, "ALPH", &finals, None)
+            .await?
+            .iter()
+            .map(|reference| NewJob::for_order(JobKind::RefreshStatus, "ALPH", reference))
+            .collect();
     let poll_count = polls.len();
     anyhow::ensure!(
         poll_count >= RATE_ORDERS / 2,
