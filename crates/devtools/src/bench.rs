@@ -460,7 +460,7 @@ async fn pipeline(
         &settings,
         &dir.join("pipeline-worker.log"),
         secrets,
-        &["--concurrency", "400", "--db-pool", "32"],
+        &["--concurrency", "256", "--db-pool", "32"],
     )?;
     let stores: Vec<String> = config.stores.iter().map(|s| s.code.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(600);
