@@ -87,19 +87,25 @@ impl Default for HttpConfig {
     }
 }
 
-/// One courier account (one API key).
+/// One courier account (one credential).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CourierAccountConfig {
     /// Name shown in logs and the ledger (never the key).
     pub name: String,
-    /// Only `maystro` today.
+    /// Which courier: `maystro` (the default, so older files keep working)
+    /// or `yalidine`.
     #[serde(default = "default_courier_provider")]
     pub provider: String,
-    /// API base, e.g. `https://backend.maystro-delivery.com/api`.
+    /// API base, e.g. `https://backend.maystro-delivery.com/api` or
+    /// `https://api.yalidine.app/v1`.
     pub base_url: String,
-    /// Environment variable holding the API key.
+    /// Environment variable holding the API key (Maystro's token,
+    /// Yalidine's `X-API-TOKEN`).
     pub key_env: String,
+    /// Yalidine only: environment variable holding the `X-API-ID`.
+    #[serde(default)]
+    pub api_id_env: Option<String>,
     /// Store codes this account serves.
     pub stores: Vec<String>,
     /// Optional: environment variable holding the secret the courier's
@@ -110,6 +116,40 @@ pub struct CourierAccountConfig {
 
 fn default_courier_provider() -> String {
     "maystro".into()
+}
+
+/// The courier providers an account may name, as spelled in the file.
+const COURIER_PROVIDERS: [(&str, Provider); 2] = [
+    ("maystro", Provider::Maystro),
+    ("yalidine", Provider::Yalidine),
+];
+
+/// The provider of a courier account, checked with its credentials'
+/// settings: Yalidine needs `api_id_env`, Maystro has no use for one.
+fn courier_provider(account: &CourierAccountConfig) -> Result<Provider, String> {
+    let Some((_, provider)) = COURIER_PROVIDERS
+        .iter()
+        .find(|(name, _)| *name == account.provider)
+    else {
+        let names: Vec<&str> = COURIER_PROVIDERS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "courier account {} uses provider '{}'; supported: {}",
+            account.name,
+            account.provider,
+            names.join(", ")
+        ));
+    };
+    match (provider, &account.api_id_env) {
+        (Provider::Yalidine, None) => Err(format!(
+            "courier account {} (yalidine) needs api_id_env: the environment variable holding its X-API-ID",
+            account.name
+        )),
+        (Provider::Maystro, Some(_)) => Err(format!(
+            "courier account {} (maystro) has api_id_env, which only yalidine accounts use; remove it",
+            account.name
+        )),
+        _ => Ok(*provider),
+    }
 }
 
 /// The ERP account.
@@ -338,6 +378,8 @@ pub struct Store {
     pub code: String,
     /// Its courier account's name.
     pub courier_account: String,
+    /// Which courier that account is with.
+    pub courier_provider: Provider,
     /// Shop URL.
     pub shop_url: String,
     /// Consumer key.
@@ -357,6 +399,10 @@ pub struct Store {
 pub struct CourierAccount {
     /// Name.
     pub name: String,
+    /// Which courier (Maystro or Yalidine).
+    pub provider: Provider,
+    /// Yalidine's `X-API-ID` (`None` for Maystro).
+    pub api_id: Option<SecretString>,
     /// API base.
     pub base_url: String,
     /// Key.
@@ -415,7 +461,7 @@ fn resolve_limits(
             }
         };
         let known: Vec<&str> = match provider {
-            Provider::Maystro => file
+            Provider::Maystro | Provider::Yalidine => file
                 .courier_accounts
                 .iter()
                 .map(|a| a.name.as_str())
@@ -432,6 +478,14 @@ fn resolve_limits(
                 ));
                 continue;
             }
+            // A courier account's requests are counted under its own
+            // provider, which the gate is asked about.
+            let provider = file
+                .courier_accounts
+                .iter()
+                .find(|a| role == "courier" && &a.name == account)
+                .and_then(|a| courier_provider(a).ok())
+                .unwrap_or(provider);
             match crate::domain::limits::validate(role, account, config) {
                 Ok(limit) => {
                     limits.insert((provider, account.clone()), limit);
@@ -477,12 +531,13 @@ impl Config {
         }
         let active: Vec<&StoreConfig> = file.stores.iter().filter(|s| s.active).collect();
         let mut account_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut provider_of_account: HashMap<&str, Provider> = HashMap::new();
         for account in &file.courier_accounts {
-            if account.provider != "maystro" {
-                problems.push(format!(
-                    "courier account {} uses provider '{}'; supported: maystro",
-                    account.name, account.provider
-                ));
+            match courier_provider(account) {
+                Ok(provider) => {
+                    provider_of_account.insert(account.name.as_str(), provider);
+                }
+                Err(problem) => problems.push(problem),
             }
             for store in &account.stores {
                 if !file.stores.iter().any(|s| &s.code == store) {
@@ -527,6 +582,14 @@ impl Config {
                 .collect();
             courier_accounts.push(CourierAccount {
                 name: account.name.clone(),
+                provider: provider_of_account[account.name.as_str()],
+                api_id: match &account.api_id_env {
+                    Some(var) => Some(secret(
+                        var,
+                        &format!("courier account {} API id", account.name),
+                    )?),
+                    None => None,
+                },
                 base_url: account.base_url.clone(),
                 key: secret(
                     &account.key_env,
@@ -550,6 +613,7 @@ impl Config {
                 write_back: store.write_back.clone(),
                 code: store.code.clone(),
                 courier_account: account_of[store.code.as_str()][0].to_owned(),
+                courier_provider: provider_of_account[account_of[store.code.as_str()][0]],
                 shop_url: store.shop_url.clone(),
                 shop_key: secret(
                     &store.shop_key_env,
@@ -639,8 +703,13 @@ impl Config {
             .iter()
             .map(|s| {
                 format!(
-                    "{} -> courier account '{}', shop {}, ERP '{}', SMS '{}'",
-                    s.code, s.courier_account, s.shop_url, self.erp.name, self.sms.name
+                    "{} -> courier account '{}' ({}), shop {}, ERP '{}', SMS '{}'",
+                    s.code,
+                    s.courier_account,
+                    s.courier_provider,
+                    s.shop_url,
+                    self.erp.name,
+                    self.sms.name
                 )
             })
             .collect()
@@ -802,6 +871,98 @@ mod tests {
             err.contains("store BETA is listed by 2 courier accounts (alph, primary)"),
             "{err}"
         );
+    }
+
+    const YALIDINE_ACCOUNT: &str = r#"
+            [[courier_accounts]]
+            name = "yal"
+            provider = "yalidine"
+            base_url = "http://y/v1"
+            key_env = "YAL_TOKEN"
+            api_id_env = "YAL_ID"
+            stores = ["BETA"]
+    "#;
+
+    #[test]
+    fn a_yalidine_account_serves_its_store_beside_a_maystro_one() {
+        let config = load(&format!(
+            "{YALIDINE_ACCOUNT}\n[[courier_accounts]]\nname = \"alph\"\nbase_url = \"http://c\"\nkey_env = \"A\"\nstores = [\"ALPH\"]\n[limits.courier.yal]\nrate_per_s = 5\n"
+        ))
+        .unwrap();
+        let beta = config.store("BETA").unwrap();
+        assert_eq!(
+            (beta.courier_account.as_str(), beta.courier_provider),
+            ("yal", Provider::Yalidine)
+        );
+        assert_eq!(
+            config.store("ALPH").unwrap().courier_provider,
+            Provider::Maystro
+        );
+        let yal = config
+            .courier_accounts
+            .iter()
+            .find(|a| a.name == "yal")
+            .unwrap();
+        assert!(yal.api_id.is_some());
+        // Its limits are kept under its own provider, which its requests use.
+        assert!(config
+            .limits
+            .contains_key(&(Provider::Yalidine, "yal".to_owned())));
+        assert!(!config
+            .limits
+            .contains_key(&(Provider::Maystro, "yal".to_owned())));
+        let lines = config.mapping_lines().join("\n");
+        assert!(
+            lines.contains("BETA -> courier account 'yal' (yalidine)"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("ALPH -> courier account 'alph' (maystro)"),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn a_store_on_no_courier_or_on_a_maystro_and_a_yalidine_account_is_refused() {
+        let err = load(YALIDINE_ACCOUNT).unwrap_err().to_string();
+        assert!(
+            err.contains("store ALPH is active but no courier account lists it"),
+            "{err}"
+        );
+        let err = load(&format!(
+            "{YALIDINE_ACCOUNT}\n[[courier_accounts]]\nname = \"primary\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("store BETA is listed by 2 courier accounts (yal, primary)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn courier_provider_settings_that_cannot_work_are_named() {
+        for (account, expected) in [
+            (
+                "provider = \"ecotrack\"\n",
+                "courier account c uses provider 'ecotrack'; supported: maystro, yalidine",
+            ),
+            (
+                "provider = \"yalidine\"\n",
+                "courier account c (yalidine) needs api_id_env",
+            ),
+            (
+                "api_id_env = \"ID\"\n",
+                "courier account c (maystro) has api_id_env, which only yalidine accounts use",
+            ),
+        ] {
+            let err = load(&format!(
+                "[[courier_accounts]]\nname = \"c\"\nbase_url = \"http://c\"\nkey_env = \"K\"\nstores = [\"ALPH\", \"BETA\"]\n{account}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{account}: {err}");
+        }
     }
 
     #[test]

@@ -20,15 +20,18 @@ pub enum Provider {
     Erpnext,
     /// mNotify BMS v2 (SMS).
     Mnotify,
+    /// Yalidine (courier).
+    Yalidine,
 }
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 4] = [
+    pub const ALL: [Provider; 5] = [
         Provider::Maystro,
         Provider::Woocommerce,
         Provider::Erpnext,
         Provider::Mnotify,
+        Provider::Yalidine,
     ];
 
     /// The stable lowercase name (logs, metrics labels, messages).
@@ -38,6 +41,7 @@ impl Provider {
             Provider::Woocommerce => "woocommerce",
             Provider::Erpnext => "erpnext",
             Provider::Mnotify => "mnotify",
+            Provider::Yalidine => "yalidine",
         }
     }
 }

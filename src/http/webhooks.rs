@@ -247,7 +247,11 @@ async fn accept(state: &AppState, store: &str, order: WooOrder) -> Result<Respon
         // Even with no invoice yet: the job makes sure none will be made.
         jobs.push(NewJob::for_order(JobKind::CancelInvoice, store, reference));
     }
-    if row.as_ref().is_some_and(|r| r.courier_order_id.is_some()) {
+    // Known at the courier: by its id (Maystro) or tracking number (Yalidine).
+    if row
+        .as_ref()
+        .is_some_and(|r| r.courier_order_id.is_some() || r.tracking_number.is_some())
+    {
         jobs.push(NewJob::for_order(JobKind::RefreshStatus, store, reference));
     }
     let (envelopes, _) = state

@@ -40,7 +40,7 @@ pub fn configured(config: &Config) -> Vec<(Provider, String)> {
     let mut all: Vec<(Provider, String)> = config
         .courier_accounts
         .iter()
-        .map(|a| (Provider::Maystro, a.name.clone()))
+        .map(|a| (a.provider, a.name.clone()))
         .collect();
     all.extend(
         config

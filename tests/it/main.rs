@@ -33,3 +33,4 @@ mod scheduler;
 mod shutdown;
 mod texts;
 mod webhooks;
+mod yalidine;

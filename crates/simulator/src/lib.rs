@@ -1,5 +1,5 @@
-//! Simulator of the four external services ordersync talks to: the Maystro
-//! courier, WooCommerce shops, ERPNext and the mNotify SMS gateway.
+//! Simulator of the external services ordersync talks to: the Maystro and
+//! Yalidine couriers, WooCommerce shops, ERPNext and the mNotify SMS gateway.
 //!
 //! It serves their real request and response shapes (see `shared/providers.md`)
 //! over HTTP on loopback, so tests, the demo and benchmarks exercise the same
@@ -14,8 +14,8 @@
 //! - `server`: [`start`]; binds, seeds, and puts each provider's routes behind
 //!   the fault middleware, next to the admin routes;
 //! - `admin`: [`SimHandle`] mirrored over HTTP for other processes;
-//! - `courier`, `shop`, `erp`, `sms`: one provider each: routes, auth, error
-//!   bodies (including the body of an injected failure);
+//! - `courier`, `yalidine`, `shop`, `erp`, `sms`: one provider each: routes,
+//!   auth, error bodies (including the body of an injected failure);
 //! - `faults`: the middleware in front of every provider route; knows no
 //!   provider;
 //! - `sim`: the state every handler shares (config, data, fault plan, revoked
@@ -48,6 +48,7 @@ mod shop;
 mod sim;
 mod sms;
 mod state;
+mod yalidine;
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,7 +56,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use self::config::{SimConfig, SimStore, DEFAULT_COURIER_COVERAGE, DEFAULT_COURIER_PAGE_SIZE};
+pub use self::config::{
+    CourierApi, SimConfig, SimStore, YalidineQuota, DEFAULT_COURIER_COVERAGE,
+    DEFAULT_COURIER_PAGE_SIZE,
+};
 pub use self::fault_plan::{Knobs, DEFAULT_HANG};
 pub use self::ordersync_config::{
     ordersync_config, ordersync_config_with_store_rules, STORE_RULES,
@@ -93,6 +97,20 @@ impl SimHandle {
     /// Maystro API root, `{base}/maystro/api`.
     pub fn courier_url(&self) -> String {
         format!("{}/maystro/api", self.inner.base_url)
+    }
+
+    /// Yalidine API root, `{base}/yalidine/v1`.
+    pub fn yalidine_url(&self) -> String {
+        format!("{}/yalidine/v1", self.inner.base_url)
+    }
+
+    /// The Yalidine view of the courier order with this reference: its
+    /// tracking number and current label.
+    pub fn yalidine_parcel_by_ref(&self, external_order_id: &str) -> Option<(String, String)> {
+        let st = self.inner.state();
+        let order = st.courier.by_ref(external_order_id)?;
+        let (code, _) = order.status_at(std::time::Instant::now(), self.inner.config.status_step);
+        Some((yalidine::tracking_of(order), yalidine::label_of(code)))
     }
 
     /// One store's WooCommerce site root, `{base}/shop/{store}`; the REST API is

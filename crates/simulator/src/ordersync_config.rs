@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::SimHandle;
+use crate::{CourierApi, SimHandle};
 
 /// The ordersync config TOML for `sim`'s stores and the environment it
 /// needs (secret variable -> value); `extra` is appended to the TOML
@@ -30,21 +30,32 @@ pub fn ordersync_config_with_store_rules(
     let mut toml = String::from(
         "# Generated for the simulator: every URL is on loopback.\n\n[http]\ntimeout_ms = 5000\n\n",
     );
-    let mut accounts: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    let mut accounts: BTreeMap<&str, (&str, CourierApi, Vec<&str>)> = BTreeMap::new();
     for store in &config.stores {
         accounts
             .entry(store.courier_account.as_str())
-            .or_insert((store.courier_key.as_str(), Vec::new()))
-            .1
+            .or_insert((store.courier_key.as_str(), store.courier_api, Vec::new()))
+            .2
             .push(store.code.as_str());
     }
-    for (name, (key, stores)) in &accounts {
+    for (name, (key, api, stores)) in &accounts {
         let var = format!("SIM_COURIER_{}_KEY", name.to_uppercase());
         secrets.push((var.clone(), (*key).to_owned()));
         let list: Vec<String> = stores.iter().map(|s| format!("\"{s}\"")).collect();
+        // A Yalidine account's API id is its name (see `yalidine`).
+        let (base_url, provider) = match api {
+            CourierApi::Maystro => (sim.courier_url(), String::new()),
+            CourierApi::Yalidine => {
+                let id_var = format!("SIM_COURIER_{}_API_ID", name.to_uppercase());
+                secrets.push((id_var.clone(), (*name).to_owned()));
+                (
+                    sim.yalidine_url(),
+                    format!("provider = \"yalidine\"\napi_id_env = \"{id_var}\"\n"),
+                )
+            }
+        };
         toml.push_str(&format!(
-            "[[courier_accounts]]\nname = \"{name}\"\nbase_url = \"{}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
-            sim.courier_url(),
+            "[[courier_accounts]]\nname = \"{name}\"\n{provider}base_url = \"{base_url}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
             list.join(", ")
         ));
     }
