@@ -12,6 +12,8 @@ use crate::providers::courier::CourierClient;
 use crate::providers::erpnext::ErpClient;
 use crate::providers::maystro::MaystroClient;
 use crate::providers::mnotify::MnotifyClient;
+use crate::providers::sms::SmsClient;
+use crate::providers::twilio::{TwilioClient, TwilioSettings};
 use crate::providers::woocommerce::WooClient;
 use crate::providers::yalidine::YalidineClient;
 use crate::providers::{http_client, HttpSettings};
@@ -34,7 +36,7 @@ pub struct Accounts {
     courier_of_store: HashMap<String, Arc<CourierClient>>,
     shops: HashMap<String, Arc<WooClient>>,
     erp: Arc<ErpClient>,
-    sms: Arc<MnotifyClient>,
+    sms: Arc<SmsClient>,
     rules: HashMap<String, StoreRules>,
 }
 
@@ -99,13 +101,28 @@ impl Accounts {
             config.erp_secret.clone(),
             http.clone(),
         ));
-        let sms = Arc::new(MnotifyClient::new(
-            &config.sms.name,
-            &config.sms.base_url,
-            config.sms_key.clone(),
-            &config.sms.sender,
-            http,
-        ));
+        let sms = Arc::new(match (config.sms_provider, &config.sms_account_sid) {
+            (Provider::Twilio, Some(sid)) => SmsClient::Twilio(TwilioClient::new(
+                &config.sms.name,
+                &config.sms.base_url,
+                sid.clone(),
+                config.sms_key.clone(),
+                TwilioSettings {
+                    from: config.sms.sender.clone(),
+                    status_callback: config.sms.status_callback_url.clone(),
+                    country_code: config.sms.country_code.clone(),
+                },
+                http,
+            )),
+            // `Config` admits only mNotify and Twilio (with its SID).
+            _ => SmsClient::Mnotify(MnotifyClient::new(
+                &config.sms.name,
+                &config.sms.base_url,
+                config.sms_key.clone(),
+                &config.sms.sender,
+                http,
+            )),
+        });
         let rules = config
             .stores
             .iter()
@@ -178,7 +195,7 @@ impl Accounts {
     ///
     /// # Errors
     /// Never today; fallible so per-store SMS accounts can be added.
-    pub fn sms(&self) -> Result<&MnotifyClient, AccountError> {
+    pub fn sms(&self) -> Result<&SmsClient, AccountError> {
         Ok(&self.sms)
     }
 

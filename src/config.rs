@@ -178,12 +178,59 @@ pub struct SmsConfig {
     /// Name for logs.
     #[serde(default = "default_sms_name")]
     pub name: String,
-    /// API base, e.g. `https://api.mnotify.com`.
+    /// Which gateway: `mnotify` (the default, so older files keep working)
+    /// or `twilio`.
+    #[serde(default = "default_sms_provider")]
+    pub provider: String,
+    /// API base, e.g. `https://api.mnotify.com` or `https://api.twilio.com`.
     pub base_url: String,
-    /// Environment variable holding the API key.
+    /// Environment variable holding the API key (Twilio: the auth token).
     pub api_key_env: String,
-    /// Sender id (at most 11 characters).
+    /// Sender id (mNotify: at most 11 characters; Twilio: the `From`
+    /// number, E.164).
     pub sender: String,
+    /// Twilio only: environment variable holding the Account SID.
+    #[serde(default)]
+    pub account_sid_env: Option<String>,
+    /// Twilio only: our public URL of `POST /webhooks/sms/twilio`, sent as
+    /// each text's `StatusCallback` and checked in its signature (absent:
+    /// no delivery receipts).
+    #[serde(default)]
+    pub status_callback_url: Option<String>,
+    /// Twilio only: country calling code (e.g. `+213`) for national numbers.
+    #[serde(default)]
+    pub country_code: Option<String>,
+}
+
+fn default_sms_provider() -> String {
+    "mnotify".into()
+}
+
+/// The SMS account's provider, checked with its provider-specific settings.
+fn sms_provider(sms: &SmsConfig) -> Result<Provider, String> {
+    let twilio_only = [
+        ("account_sid_env", sms.account_sid_env.is_some()),
+        ("status_callback_url", sms.status_callback_url.is_some()),
+        ("country_code", sms.country_code.is_some()),
+    ];
+    match sms.provider.as_str() {
+        "mnotify" => match twilio_only.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!(
+                "[sms] {key} is for provider twilio; sms account {} uses mnotify",
+                sms.name
+            )),
+            None => Ok(Provider::Mnotify),
+        },
+        "twilio" if sms.account_sid_env.is_none() => Err(format!(
+            "[sms] sms account {} (twilio) needs account_sid_env: the environment variable holding its Account SID",
+            sms.name
+        )),
+        "twilio" => Ok(Provider::Twilio),
+        other => Err(format!(
+            "[sms] sms account {} uses provider '{other}'; supported: mnotify, twilio",
+            sms.name
+        )),
+    }
 }
 
 fn default_sms_name() -> String {
@@ -430,8 +477,12 @@ pub struct Config {
     pub erp_secret: SecretString,
     /// SMS.
     pub sms: SmsConfig,
-    /// SMS key.
+    /// SMS key (Twilio: the auth token).
     pub sms_key: SecretString,
+    /// Which gateway the SMS account is with.
+    pub sms_provider: Provider,
+    /// Twilio's Account SID (`None` for mNotify).
+    pub sms_account_sid: Option<SecretString>,
     /// Retry and deferral policies.
     pub policies: Policies,
     /// Bearer token of the admin API (`None`: the API is not configured).
@@ -468,7 +519,7 @@ fn resolve_limits(
                 .collect(),
             Provider::Woocommerce => file.stores.iter().map(|s| s.code.as_str()).collect(),
             Provider::Erpnext => vec![file.erp.name.as_str()],
-            Provider::Mnotify => vec![file.sms.name.as_str()],
+            Provider::Mnotify | Provider::Twilio => vec![file.sms.name.as_str()],
         };
         for (account, config) in accounts {
             if !known.contains(&account.as_str()) {
@@ -478,14 +529,18 @@ fn resolve_limits(
                 ));
                 continue;
             }
-            // A courier account's requests are counted under its own
+            // A courier or SMS account's requests are counted under its own
             // provider, which the gate is asked about.
-            let provider = file
-                .courier_accounts
-                .iter()
-                .find(|a| role == "courier" && &a.name == account)
-                .and_then(|a| courier_provider(a).ok())
-                .unwrap_or(provider);
+            let provider = match role.as_str() {
+                "courier" => file
+                    .courier_accounts
+                    .iter()
+                    .find(|a| &a.name == account)
+                    .and_then(|a| courier_provider(a).ok())
+                    .unwrap_or(provider),
+                "sms" => sms_provider(&file.sms).unwrap_or(provider),
+                _ => provider,
+            };
             match crate::domain::limits::validate(role, account, config) {
                 Ok(limit) => {
                     limits.insert((provider, account.clone()), limit);
@@ -567,6 +622,10 @@ impl Config {
                 )),
             }
         }
+        let sms_provider = sms_provider(&file.sms).unwrap_or_else(|problem| {
+            problems.push(problem);
+            Provider::Mnotify
+        });
         let limits = resolve_limits(&file, &mut problems);
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
@@ -683,6 +742,11 @@ impl Config {
             erp_key: secret(&file.erp.api_key_env, "ERP API key")?,
             erp_secret: secret(&file.erp.api_secret_env, "ERP API secret")?,
             sms_key: secret(&file.sms.api_key_env, "SMS API key")?,
+            sms_provider,
+            sms_account_sid: match &file.sms.account_sid_env {
+                Some(var) => Some(secret(var, "SMS (Twilio) Account SID")?),
+                None => None,
+            },
             http: file.http,
             stores,
             courier_accounts,
@@ -703,13 +767,14 @@ impl Config {
             .iter()
             .map(|s| {
                 format!(
-                    "{} -> courier account '{}' ({}), shop {}, ERP '{}', SMS '{}'",
+                    "{} -> courier account '{}' ({}), shop {}, ERP '{}', SMS '{}' ({})",
                     s.code,
                     s.courier_account,
                     s.courier_provider,
                     s.shop_url,
                     self.erp.name,
-                    self.sms.name
+                    self.sms.name,
+                    self.sms_provider
                 )
             })
             .collect()
@@ -962,6 +1027,49 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains(expected), "{account}: {err}");
+        }
+    }
+
+    fn load_sms(sms: &str) -> anyhow::Result<Config> {
+        let base = BASE.replace(
+            "[sms]\n        base_url = \"http://sms\"",
+            &format!("[sms]\n{sms}\n        base_url = \"http://sms\""),
+        );
+        let file: FileConfig = toml::from_str(&format!(
+            "{base}\n[[courier_accounts]]\nname = \"p\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]\n[limits.sms.mnotify]\nrate_per_s = 1\n"
+        ))?;
+        Config::resolve(file, &env)
+    }
+
+    #[test]
+    fn a_twilio_sms_account_loads_and_bad_sms_settings_are_named() {
+        let config = load_sms(
+            "provider = \"twilio\"\naccount_sid_env = \"TW_SID\"\nstatus_callback_url = \"https://o.example/webhooks/sms/twilio\"",
+        )
+        .unwrap();
+        assert_eq!(config.sms_provider, Provider::Twilio);
+        assert!(config.sms_account_sid.is_some());
+        assert!(config
+            .limits
+            .contains_key(&(Provider::Twilio, "mnotify".to_owned())));
+        assert!(config.mapping_lines()[0].ends_with("SMS 'mnotify' (twilio)"));
+        assert_eq!(load_sms("").unwrap().sms_provider, Provider::Mnotify);
+        for (sms, expected) in [
+            (
+                "provider = \"twilio\"",
+                "sms account mnotify (twilio) needs account_sid_env",
+            ),
+            (
+                "provider = \"nexmo\"",
+                "uses provider 'nexmo'; supported: mnotify, twilio",
+            ),
+            (
+                "country_code = \"+213\"",
+                "[sms] country_code is for provider twilio",
+            ),
+        ] {
+            let err = load_sms(sms).unwrap_err().to_string();
+            assert!(err.contains(expected), "{sms}: {err}");
         }
     }
 

@@ -22,16 +22,19 @@ pub enum Provider {
     Mnotify,
     /// Yalidine (courier).
     Yalidine,
+    /// Twilio Messages (SMS).
+    Twilio,
 }
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 5] = [
+    pub const ALL: [Provider; 6] = [
         Provider::Maystro,
         Provider::Woocommerce,
         Provider::Erpnext,
         Provider::Mnotify,
         Provider::Yalidine,
+        Provider::Twilio,
     ];
 
     /// The stable lowercase name (logs, metrics labels, messages).
@@ -42,6 +45,7 @@ impl Provider {
             Provider::Erpnext => "erpnext",
             Provider::Mnotify => "mnotify",
             Provider::Yalidine => "yalidine",
+            Provider::Twilio => "twilio",
         }
     }
 }

@@ -99,7 +99,8 @@ impl BreakerSettings {
 
 /// The provider a `[limits.<role>]` table is about, for roles with one
 /// provider; a courier account's own provider (Maystro or Yalidine) is
-/// decided by its `provider` setting, so `courier` answers Maystro here.
+/// decided by its `provider` setting, so `courier` answers Maystro here (and
+/// `sms` mNotify, the SMS account's `provider` deciding likewise).
 ///
 /// # Errors
 /// An unknown role, named with the roles that exist.
@@ -123,6 +124,7 @@ pub fn role_of(provider: Provider) -> &'static str {
         Provider::Erpnext => "erp",
         Provider::Mnotify => "sms",
         Provider::Yalidine => "courier",
+        Provider::Twilio => "sms",
     }
 }
 

@@ -49,7 +49,7 @@ pub fn configured(config: &Config) -> Vec<(Provider, String)> {
             .map(|s| (Provider::Woocommerce, s.code.clone())),
     );
     all.push((Provider::Erpnext, config.erp.name.clone()));
-    all.push((Provider::Mnotify, config.sms.name.clone()));
+    all.push((config.sms_provider, config.sms.name.clone()));
     all
 }
 

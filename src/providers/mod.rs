@@ -2,7 +2,8 @@
 //!
 //! Owns every request to the couriers ([`maystro`], [`yalidine`], behind the
 //! courier role [`courier`]), the shop ([`woocommerce`]), the ERP
-//! ([`erpnext`]) and the SMS gateway ([`mnotify`]): timeouts, the
+//! ([`erpnext`]) and the SMS gateways ([`mnotify`], [`twilio`], behind the
+//! SMS role [`sms`]): timeouts, the
 //! classification of each failure into an [`ErrorClass`] (decided once, here,
 //! per provider response), and keeping secrets out of errors and logs.
 //!
@@ -26,9 +27,11 @@ pub mod erpnext;
 pub mod gate;
 pub mod maystro;
 pub mod mnotify;
+pub mod sms;
 #[cfg(test)]
 mod testing;
 mod transport;
+pub mod twilio;
 pub mod woocommerce;
 pub mod yalidine;
 

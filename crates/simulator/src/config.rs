@@ -80,6 +80,10 @@ pub struct SimConfig {
     pub erp_unique_po_no: bool,
     /// Yalidine's per-account quotas.
     pub yalidine_quota: YalidineQuota,
+    /// The Twilio Account SID (empty: no Twilio account; every call is 401).
+    pub twilio_account_sid: String,
+    /// The Twilio auth token.
+    pub twilio_auth_token: String,
 }
 
 /// Requests one Yalidine account may make per window, as Yalidine meters
@@ -124,6 +128,8 @@ impl Default for SimConfig {
             unknown_payment_rate: 0.0,
             erp_unique_po_no: false,
             yalidine_quota: YalidineQuota::default(),
+            twilio_account_sid: String::new(),
+            twilio_auth_token: String::new(),
         }
     }
 }

@@ -63,10 +63,17 @@ pub fn ordersync_config_with_store_rules(
         "[erp]\nname = \"erpnext\"\nbase_url = \"{}\"\napi_key_env = \"SIM_ERP_KEY\"\napi_secret_env = \"SIM_ERP_SECRET\"\n\n",
         sim.erp_url()
     ));
-    toml.push_str(&format!(
-        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n\n",
-        sim.sms_url()
-    ));
+    toml.push_str(&format!("{}\n", mnotify_sms_section(sim)));
+    if !config.twilio_account_sid.is_empty() {
+        secrets.push((
+            "SIM_TWILIO_SID".to_owned(),
+            config.twilio_account_sid.clone(),
+        ));
+        secrets.push((
+            "SIM_TWILIO_TOKEN".to_owned(),
+            config.twilio_auth_token.clone(),
+        ));
+    }
     for store in &config.stores {
         let key_var = format!("SIM_SHOP_{}_KEY", store.code);
         let secret_var = format!("SIM_SHOP_{}_SECRET", store.code);
@@ -89,6 +96,25 @@ pub fn ordersync_config_with_store_rules(
     }
     toml.push_str(extra);
     (toml, secrets)
+}
+
+/// The `[sms]` table [`ordersync_config`] writes: the simulated mNotify.
+pub fn mnotify_sms_section(sim: &SimHandle) -> String {
+    format!(
+        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n",
+        sim.sms_url()
+    )
+}
+
+/// An `[sms]` table for the simulated Twilio account at `twilio_url`
+/// ([`SimHandle::twilio_url`]; `twilio_account_sid` set, its secrets in
+/// [`ordersync_config`]'s environment), texting
+/// Algerian national numbers, with receipts posted to `status_callback_url`.
+/// Swap it for [`mnotify_sms_section`] in the generated file.
+pub fn twilio_sms_section(twilio_url: &str, status_callback_url: &str) -> String {
+    format!(
+        "[sms]\nname = \"twilio\"\nprovider = \"twilio\"\nbase_url = \"{twilio_url}\"\naccount_sid_env = \"SIM_TWILIO_SID\"\napi_key_env = \"SIM_TWILIO_TOKEN\"\nsender = \"+15005550006\"\ncountry_code = \"+213\"\nstatus_callback_url = \"{status_callback_url}\"\n"
+    )
 }
 
 /// The simulated company's payment and write-back rules: Kashier card and

@@ -21,16 +21,19 @@ pub enum Service {
     Sms,
     /// Yalidine, the second courier, under `/yalidine/v1`.
     Yalidine,
+    /// Twilio Messages, the second SMS gateway, under `/twilio`.
+    Twilio,
 }
 
 impl Service {
     /// Every service, in a fixed order.
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Courier,
         Service::Shop,
         Service::Erp,
         Service::Sms,
         Service::Yalidine,
+        Service::Twilio,
     ];
 
     /// The lowercase name used in JSON and admin routes.
@@ -41,6 +44,7 @@ impl Service {
             Service::Erp => "erp",
             Service::Sms => "sms",
             Service::Yalidine => "yalidine",
+            Service::Twilio => "twilio",
         }
     }
 
@@ -64,7 +68,9 @@ impl FromStr for Service {
             .into_iter()
             .find(|svc| svc.as_str() == s)
             .with_context(|| {
-                format!("unknown service {s:?}: expected courier, shop, erp, sms or yalidine")
+                format!(
+                    "unknown service {s:?}: expected courier, shop, erp, sms, yalidine or twilio"
+                )
             })
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Sim {
     pub(crate) rates: crate::rates::RateCounter,
     /// Yalidine's metering per account.
     pub(crate) quotas: crate::rates::QuotaBook,
+    /// How long Twilio waits, after recording a text, before answering.
+    twilio_reply_delay: Mutex<Duration>,
     state: Mutex<SimState>,
     revoked: Mutex<HashSet<String>>,
     /// courier key -> account
@@ -57,6 +59,7 @@ impl Sim {
             faults: FaultPlan::new(config.seed),
             rates: crate::rates::RateCounter::default(),
             quotas: crate::rates::QuotaBook::default(),
+            twilio_reply_delay: Mutex::new(Duration::ZERO),
             config,
             state: Mutex::new(state),
             revoked: Mutex::new(HashSet::new()),
@@ -91,6 +94,16 @@ impl Sim {
             .get(key)
             .filter(|account| self.courier_apis.get(*account) == Some(&api))
             .map(String::as_str)
+    }
+
+    /// How long Twilio waits, after recording a text, before answering.
+    pub(crate) fn twilio_reply_delay(&self) -> Duration {
+        *lock(&self.twilio_reply_delay)
+    }
+
+    /// Sets [`Sim::twilio_reply_delay`].
+    pub(crate) fn set_twilio_reply_delay(&self, delay: Duration) {
+        *lock(&self.twilio_reply_delay) = delay;
     }
 
     /// Keeps the serving task, so shutdown can wait for it.

@@ -8,6 +8,7 @@ mod erp;
 mod faults;
 mod shop;
 mod sms;
+mod twilio;
 mod yalidine;
 
 use std::time::Duration;
