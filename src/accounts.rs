@@ -7,10 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::domain::Provider;
+use crate::providers::courier::CourierClient;
 use crate::providers::erpnext::ErpClient;
 use crate::providers::maystro::MaystroClient;
 use crate::providers::mnotify::MnotifyClient;
+use crate::providers::sms::SmsClient;
+use crate::providers::twilio::{TwilioClient, TwilioSettings};
 use crate::providers::woocommerce::WooClient;
+use crate::providers::yalidine::YalidineClient;
 use crate::providers::{http_client, HttpSettings};
 
 /// A job names a store (or account) this process has no client for: the
@@ -27,11 +32,11 @@ pub struct AccountError {
 /// Every provider client, built once per process.
 #[derive(Debug)]
 pub struct Accounts {
-    couriers: HashMap<String, Arc<MaystroClient>>,
-    courier_of_store: HashMap<String, Arc<MaystroClient>>,
+    couriers: HashMap<String, Arc<CourierClient>>,
+    courier_of_store: HashMap<String, Arc<CourierClient>>,
     shops: HashMap<String, Arc<WooClient>>,
     erp: Arc<ErpClient>,
-    sms: Arc<MnotifyClient>,
+    sms: Arc<SmsClient>,
     rules: HashMap<String, StoreRules>,
 }
 
@@ -54,12 +59,22 @@ impl Accounts {
         let mut couriers = HashMap::new();
         let mut courier_of_store = HashMap::new();
         for account in &config.courier_accounts {
-            let client = Arc::new(MaystroClient::new(
-                &account.name,
-                &account.base_url,
-                account.key.clone(),
-                http.clone(),
-            ));
+            let client = Arc::new(match (account.provider, &account.api_id) {
+                (Provider::Yalidine, Some(api_id)) => CourierClient::Yalidine(YalidineClient::new(
+                    &account.name,
+                    &account.base_url,
+                    api_id.clone(),
+                    account.key.clone(),
+                    http.clone(),
+                )),
+                // `Config` admits only Maystro and Yalidine (with its id).
+                _ => CourierClient::Maystro(MaystroClient::new(
+                    &account.name,
+                    &account.base_url,
+                    account.key.clone(),
+                    http.clone(),
+                )),
+            });
             for store in &account.stores {
                 courier_of_store.insert(store.clone(), client.clone());
             }
@@ -86,13 +101,28 @@ impl Accounts {
             config.erp_secret.clone(),
             http.clone(),
         ));
-        let sms = Arc::new(MnotifyClient::new(
-            &config.sms.name,
-            &config.sms.base_url,
-            config.sms_key.clone(),
-            &config.sms.sender,
-            http,
-        ));
+        let sms = Arc::new(match (config.sms_provider, &config.sms_account_sid) {
+            (Provider::Twilio, Some(sid)) => SmsClient::Twilio(TwilioClient::new(
+                &config.sms.name,
+                &config.sms.base_url,
+                sid.clone(),
+                config.sms_key.clone(),
+                TwilioSettings {
+                    from: config.sms.sender.clone(),
+                    status_callback: config.sms.status_callback_url.clone(),
+                    country_code: config.sms.country_code.clone(),
+                },
+                http,
+            )),
+            // `Config` admits only mNotify and Twilio (with its SID).
+            _ => SmsClient::Mnotify(MnotifyClient::new(
+                &config.sms.name,
+                &config.sms.base_url,
+                config.sms_key.clone(),
+                &config.sms.sender,
+                http,
+            )),
+        });
         let rules = config
             .stores
             .iter()
@@ -118,7 +148,7 @@ impl Accounts {
     ///
     /// # Errors
     /// Permanent when the store is not configured (a job for a removed store).
-    pub fn courier(&self, store: &str) -> Result<&MaystroClient, AccountError> {
+    pub fn courier(&self, store: &str) -> Result<&CourierClient, AccountError> {
         self.courier_of_store
             .get(store)
             .map(Arc::as_ref)
@@ -165,12 +195,12 @@ impl Accounts {
     ///
     /// # Errors
     /// Never today; fallible so per-store SMS accounts can be added.
-    pub fn sms(&self) -> Result<&MnotifyClient, AccountError> {
+    pub fn sms(&self) -> Result<&SmsClient, AccountError> {
         Ok(&self.sms)
     }
 
     /// Courier clients by account name.
-    pub fn couriers(&self) -> impl Iterator<Item = (&String, &Arc<MaystroClient>)> {
+    pub fn couriers(&self) -> impl Iterator<Item = (&String, &Arc<CourierClient>)> {
         self.couriers.iter()
     }
 

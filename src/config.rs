@@ -87,19 +87,25 @@ impl Default for HttpConfig {
     }
 }
 
-/// One courier account (one API key).
+/// One courier account (one credential).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CourierAccountConfig {
     /// Name shown in logs and the ledger (never the key).
     pub name: String,
-    /// Only `maystro` today.
+    /// Which courier: `maystro` (the default, so older files keep working)
+    /// or `yalidine`.
     #[serde(default = "default_courier_provider")]
     pub provider: String,
-    /// API base, e.g. `https://backend.maystro-delivery.com/api`.
+    /// API base, e.g. `https://backend.maystro-delivery.com/api` or
+    /// `https://api.yalidine.app/v1`.
     pub base_url: String,
-    /// Environment variable holding the API key.
+    /// Environment variable holding the API key (Maystro's token,
+    /// Yalidine's `X-API-TOKEN`).
     pub key_env: String,
+    /// Yalidine only: environment variable holding the `X-API-ID`.
+    #[serde(default)]
+    pub api_id_env: Option<String>,
     /// Store codes this account serves.
     pub stores: Vec<String>,
     /// Optional: environment variable holding the secret the courier's
@@ -110,6 +116,40 @@ pub struct CourierAccountConfig {
 
 fn default_courier_provider() -> String {
     "maystro".into()
+}
+
+/// The courier providers an account may name, as spelled in the file.
+const COURIER_PROVIDERS: [(&str, Provider); 2] = [
+    ("maystro", Provider::Maystro),
+    ("yalidine", Provider::Yalidine),
+];
+
+/// The provider of a courier account, checked with its credentials'
+/// settings: Yalidine needs `api_id_env`, Maystro has no use for one.
+fn courier_provider(account: &CourierAccountConfig) -> Result<Provider, String> {
+    let Some((_, provider)) = COURIER_PROVIDERS
+        .iter()
+        .find(|(name, _)| *name == account.provider)
+    else {
+        let names: Vec<&str> = COURIER_PROVIDERS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "courier account {} uses provider '{}'; supported: {}",
+            account.name,
+            account.provider,
+            names.join(", ")
+        ));
+    };
+    match (provider, &account.api_id_env) {
+        (Provider::Yalidine, None) => Err(format!(
+            "courier account {} (yalidine) needs api_id_env: the environment variable holding its X-API-ID",
+            account.name
+        )),
+        (Provider::Maystro, Some(_)) => Err(format!(
+            "courier account {} (maystro) has api_id_env, which only yalidine accounts use; remove it",
+            account.name
+        )),
+        _ => Ok(*provider),
+    }
 }
 
 /// The ERP account.
@@ -138,12 +178,59 @@ pub struct SmsConfig {
     /// Name for logs.
     #[serde(default = "default_sms_name")]
     pub name: String,
-    /// API base, e.g. `https://api.mnotify.com`.
+    /// Which gateway: `mnotify` (the default, so older files keep working)
+    /// or `twilio`.
+    #[serde(default = "default_sms_provider")]
+    pub provider: String,
+    /// API base, e.g. `https://api.mnotify.com` or `https://api.twilio.com`.
     pub base_url: String,
-    /// Environment variable holding the API key.
+    /// Environment variable holding the API key (Twilio: the auth token).
     pub api_key_env: String,
-    /// Sender id (at most 11 characters).
+    /// Sender id (mNotify: at most 11 characters; Twilio: the `From`
+    /// number, E.164).
     pub sender: String,
+    /// Twilio only: environment variable holding the Account SID.
+    #[serde(default)]
+    pub account_sid_env: Option<String>,
+    /// Twilio only: our public URL of `POST /webhooks/sms/twilio`, sent as
+    /// each text's `StatusCallback` and checked in its signature (absent:
+    /// no delivery receipts).
+    #[serde(default)]
+    pub status_callback_url: Option<String>,
+    /// Twilio only: country calling code (e.g. `+213`) for national numbers.
+    #[serde(default)]
+    pub country_code: Option<String>,
+}
+
+fn default_sms_provider() -> String {
+    "mnotify".into()
+}
+
+/// The SMS account's provider, checked with its provider-specific settings.
+fn sms_provider(sms: &SmsConfig) -> Result<Provider, String> {
+    let twilio_only = [
+        ("account_sid_env", sms.account_sid_env.is_some()),
+        ("status_callback_url", sms.status_callback_url.is_some()),
+        ("country_code", sms.country_code.is_some()),
+    ];
+    match sms.provider.as_str() {
+        "mnotify" => match twilio_only.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!(
+                "[sms] {key} is for provider twilio; sms account {} uses mnotify",
+                sms.name
+            )),
+            None => Ok(Provider::Mnotify),
+        },
+        "twilio" if sms.account_sid_env.is_none() => Err(format!(
+            "[sms] sms account {} (twilio) needs account_sid_env: the environment variable holding its Account SID",
+            sms.name
+        )),
+        "twilio" => Ok(Provider::Twilio),
+        other => Err(format!(
+            "[sms] sms account {} uses provider '{other}'; supported: mnotify, twilio",
+            sms.name
+        )),
+    }
 }
 
 fn default_sms_name() -> String {
@@ -338,6 +425,8 @@ pub struct Store {
     pub code: String,
     /// Its courier account's name.
     pub courier_account: String,
+    /// Which courier that account is with.
+    pub courier_provider: Provider,
     /// Shop URL.
     pub shop_url: String,
     /// Consumer key.
@@ -357,6 +446,10 @@ pub struct Store {
 pub struct CourierAccount {
     /// Name.
     pub name: String,
+    /// Which courier (Maystro or Yalidine).
+    pub provider: Provider,
+    /// Yalidine's `X-API-ID` (`None` for Maystro).
+    pub api_id: Option<SecretString>,
     /// API base.
     pub base_url: String,
     /// Key.
@@ -384,8 +477,12 @@ pub struct Config {
     pub erp_secret: SecretString,
     /// SMS.
     pub sms: SmsConfig,
-    /// SMS key.
+    /// SMS key (Twilio: the auth token).
     pub sms_key: SecretString,
+    /// Which gateway the SMS account is with.
+    pub sms_provider: Provider,
+    /// Twilio's Account SID (`None` for mNotify).
+    pub sms_account_sid: Option<SecretString>,
     /// Retry and deferral policies.
     pub policies: Policies,
     /// Bearer token of the admin API (`None`: the API is not configured).
@@ -415,14 +512,14 @@ fn resolve_limits(
             }
         };
         let known: Vec<&str> = match provider {
-            Provider::Maystro => file
+            Provider::Maystro | Provider::Yalidine => file
                 .courier_accounts
                 .iter()
                 .map(|a| a.name.as_str())
                 .collect(),
             Provider::Woocommerce => file.stores.iter().map(|s| s.code.as_str()).collect(),
             Provider::Erpnext => vec![file.erp.name.as_str()],
-            Provider::Mnotify => vec![file.sms.name.as_str()],
+            Provider::Mnotify | Provider::Twilio => vec![file.sms.name.as_str()],
         };
         for (account, config) in accounts {
             if !known.contains(&account.as_str()) {
@@ -432,6 +529,18 @@ fn resolve_limits(
                 ));
                 continue;
             }
+            // A courier or SMS account's requests are counted under its own
+            // provider, which the gate is asked about.
+            let provider = match role.as_str() {
+                "courier" => file
+                    .courier_accounts
+                    .iter()
+                    .find(|a| &a.name == account)
+                    .and_then(|a| courier_provider(a).ok())
+                    .unwrap_or(provider),
+                "sms" => sms_provider(&file.sms).unwrap_or(provider),
+                _ => provider,
+            };
             match crate::domain::limits::validate(role, account, config) {
                 Ok(limit) => {
                     limits.insert((provider, account.clone()), limit);
@@ -477,12 +586,13 @@ impl Config {
         }
         let active: Vec<&StoreConfig> = file.stores.iter().filter(|s| s.active).collect();
         let mut account_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut provider_of_account: HashMap<&str, Provider> = HashMap::new();
         for account in &file.courier_accounts {
-            if account.provider != "maystro" {
-                problems.push(format!(
-                    "courier account {} uses provider '{}'; supported: maystro",
-                    account.name, account.provider
-                ));
+            match courier_provider(account) {
+                Ok(provider) => {
+                    provider_of_account.insert(account.name.as_str(), provider);
+                }
+                Err(problem) => problems.push(problem),
             }
             for store in &account.stores {
                 if !file.stores.iter().any(|s| &s.code == store) {
@@ -512,6 +622,10 @@ impl Config {
                 )),
             }
         }
+        let sms_provider = sms_provider(&file.sms).unwrap_or_else(|problem| {
+            problems.push(problem);
+            Provider::Mnotify
+        });
         let limits = resolve_limits(&file, &mut problems);
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
@@ -527,6 +641,14 @@ impl Config {
                 .collect();
             courier_accounts.push(CourierAccount {
                 name: account.name.clone(),
+                provider: provider_of_account[account.name.as_str()],
+                api_id: match &account.api_id_env {
+                    Some(var) => Some(secret(
+                        var,
+                        &format!("courier account {} API id", account.name),
+                    )?),
+                    None => None,
+                },
                 base_url: account.base_url.clone(),
                 key: secret(
                     &account.key_env,
@@ -550,6 +672,7 @@ impl Config {
                 write_back: store.write_back.clone(),
                 code: store.code.clone(),
                 courier_account: account_of[store.code.as_str()][0].to_owned(),
+                courier_provider: provider_of_account[account_of[store.code.as_str()][0]],
                 shop_url: store.shop_url.clone(),
                 shop_key: secret(
                     &store.shop_key_env,
@@ -619,6 +742,11 @@ impl Config {
             erp_key: secret(&file.erp.api_key_env, "ERP API key")?,
             erp_secret: secret(&file.erp.api_secret_env, "ERP API secret")?,
             sms_key: secret(&file.sms.api_key_env, "SMS API key")?,
+            sms_provider,
+            sms_account_sid: match &file.sms.account_sid_env {
+                Some(var) => Some(secret(var, "SMS (Twilio) Account SID")?),
+                None => None,
+            },
             http: file.http,
             stores,
             courier_accounts,
@@ -639,8 +767,14 @@ impl Config {
             .iter()
             .map(|s| {
                 format!(
-                    "{} -> courier account '{}', shop {}, ERP '{}', SMS '{}'",
-                    s.code, s.courier_account, s.shop_url, self.erp.name, self.sms.name
+                    "{} -> courier account '{}' ({}), shop {}, ERP '{}', SMS '{}' ({})",
+                    s.code,
+                    s.courier_account,
+                    s.courier_provider,
+                    s.shop_url,
+                    self.erp.name,
+                    self.sms.name,
+                    self.sms_provider
                 )
             })
             .collect()
@@ -802,6 +936,141 @@ mod tests {
             err.contains("store BETA is listed by 2 courier accounts (alph, primary)"),
             "{err}"
         );
+    }
+
+    const YALIDINE_ACCOUNT: &str = r#"
+            [[courier_accounts]]
+            name = "yal"
+            provider = "yalidine"
+            base_url = "http://y/v1"
+            key_env = "YAL_TOKEN"
+            api_id_env = "YAL_ID"
+            stores = ["BETA"]
+    "#;
+
+    #[test]
+    fn a_yalidine_account_serves_its_store_beside_a_maystro_one() {
+        let config = load(&format!(
+            "{YALIDINE_ACCOUNT}\n[[courier_accounts]]\nname = \"alph\"\nbase_url = \"http://c\"\nkey_env = \"A\"\nstores = [\"ALPH\"]\n[limits.courier.yal]\nrate_per_s = 5\n"
+        ))
+        .unwrap();
+        let beta = config.store("BETA").unwrap();
+        assert_eq!(
+            (beta.courier_account.as_str(), beta.courier_provider),
+            ("yal", Provider::Yalidine)
+        );
+        assert_eq!(
+            config.store("ALPH").unwrap().courier_provider,
+            Provider::Maystro
+        );
+        let yal = config
+            .courier_accounts
+            .iter()
+            .find(|a| a.name == "yal")
+            .unwrap();
+        assert!(yal.api_id.is_some());
+        // Its limits are kept under its own provider, which its requests use.
+        assert!(config
+            .limits
+            .contains_key(&(Provider::Yalidine, "yal".to_owned())));
+        assert!(!config
+            .limits
+            .contains_key(&(Provider::Maystro, "yal".to_owned())));
+        let lines = config.mapping_lines().join("\n");
+        assert!(
+            lines.contains("BETA -> courier account 'yal' (yalidine)"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("ALPH -> courier account 'alph' (maystro)"),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn a_store_on_no_courier_or_on_a_maystro_and_a_yalidine_account_is_refused() {
+        let err = load(YALIDINE_ACCOUNT).unwrap_err().to_string();
+        assert!(
+            err.contains("store ALPH is active but no courier account lists it"),
+            "{err}"
+        );
+        let err = load(&format!(
+            "{YALIDINE_ACCOUNT}\n[[courier_accounts]]\nname = \"primary\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("store BETA is listed by 2 courier accounts (yal, primary)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn courier_provider_settings_that_cannot_work_are_named() {
+        for (account, expected) in [
+            (
+                "provider = \"ecotrack\"\n",
+                "courier account c uses provider 'ecotrack'; supported: maystro, yalidine",
+            ),
+            (
+                "provider = \"yalidine\"\n",
+                "courier account c (yalidine) needs api_id_env",
+            ),
+            (
+                "api_id_env = \"ID\"\n",
+                "courier account c (maystro) has api_id_env, which only yalidine accounts use",
+            ),
+        ] {
+            let err = load(&format!(
+                "[[courier_accounts]]\nname = \"c\"\nbase_url = \"http://c\"\nkey_env = \"K\"\nstores = [\"ALPH\", \"BETA\"]\n{account}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{account}: {err}");
+        }
+    }
+
+    fn load_sms(sms: &str) -> anyhow::Result<Config> {
+        let base = BASE.replace(
+            "[sms]\n        base_url = \"http://sms\"",
+            &format!("[sms]\n{sms}\n        base_url = \"http://sms\""),
+        );
+        let file: FileConfig = toml::from_str(&format!(
+            "{base}\n[[courier_accounts]]\nname = \"p\"\nbase_url = \"http://c\"\nkey_env = \"P\"\nstores = [\"ALPH\", \"BETA\"]\n[limits.sms.mnotify]\nrate_per_s = 1\n"
+        ))?;
+        Config::resolve(file, &env)
+    }
+
+    #[test]
+    fn a_twilio_sms_account_loads_and_bad_sms_settings_are_named() {
+        let config = load_sms(
+            "provider = \"twilio\"\naccount_sid_env = \"TW_SID\"\nstatus_callback_url = \"https://o.example/webhooks/sms/twilio\"",
+        )
+        .unwrap();
+        assert_eq!(config.sms_provider, Provider::Twilio);
+        assert!(config.sms_account_sid.is_some());
+        assert!(config
+            .limits
+            .contains_key(&(Provider::Twilio, "mnotify".to_owned())));
+        assert!(config.mapping_lines()[0].ends_with("SMS 'mnotify' (twilio)"));
+        assert_eq!(load_sms("").unwrap().sms_provider, Provider::Mnotify);
+        for (sms, expected) in [
+            (
+                "provider = \"twilio\"",
+                "sms account mnotify (twilio) needs account_sid_env",
+            ),
+            (
+                "provider = \"nexmo\"",
+                "uses provider 'nexmo'; supported: mnotify, twilio",
+            ),
+            (
+                "country_code = \"+213\"",
+                "[sms] country_code is for provider twilio",
+            ),
+        ] {
+            let err = load_sms(sms).unwrap_err().to_string();
+            assert!(err.contains(expected), "{sms}: {err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   `settle` decides retry, deferral or failure after every attempt.
 //! - [`jobs`]: the five job kinds, one file each (`perform`), through
 //!   [`accounts`] (the store -> account mapping) to [`providers`] (the HTTP
-//!   clients of Maystro, WooCommerce, ERPNext, mNotify and their error
+//!   clients of Maystro, Yalidine, WooCommerce, ERPNext, mNotify and their error
 //!   classification).
 //! - [`intake`]: shop orders coming in (imports, webhooks) sanitized,
 //!   checked and stored one by one, latest wins, refusals recorded.

@@ -6,7 +6,9 @@
 //! (`ordersync sms unknown`, the admin API, the dashboard, a metric), and an
 //! operator may resend one or all of them (`ordersync sms resend`): each
 //! resend is a new `send_sms` job, recorded in the ledger with who asked, and
-//! the failed job's dead letter is marked replayed by it.
+//! the failed job's dead letter is marked replayed by it. A gateway that lists
+//! its texts (Twilio) is asked first, by recipient and time: a text it has
+//! is recorded as sent and not sent again.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -14,7 +16,23 @@ use uuid::Uuid;
 use crate::domain::{JobKind, Source};
 use crate::jobs::Deps;
 use crate::ledger::{dead_letters, orders, sms};
+use crate::providers::sms::PastSend;
 use crate::queue::NewJob;
+
+/// Whether the gateway has `text` already: `Ok(Some(id))` found, `Ok(None)`
+/// not listed or the gateway cannot tell, `Err(why)` the look-up failed.
+async fn sent_already(deps: &Deps, text: &sms::UnknownText) -> Result<Option<String>, String> {
+    let gateway = deps.accounts.sms().map_err(|e| e.to_string())?;
+    let since = text.claimed_at - crate::jobs::send_sms::LOOKUP_CLOCK_SLACK;
+    match gateway.find(&text.phone, &text.message, since).await {
+        Ok(PastSend::Found(id)) => Ok(Some(id)),
+        Ok(PastSend::NotFound | PastSend::CannotTell) => Ok(None),
+        Err(e) => Err(format!(
+            "could not ask {} whether it was sent ({e}); not resent",
+            gateway.provider()
+        )),
+    }
+}
 
 /// Which unknown texts to resend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +109,45 @@ pub async fn resend(
             .map(|t| (t.order_id, t.store, t.reference, t.status))
             .collect(),
     };
+    let unknown_texts: std::collections::HashMap<(i64, String), sms::UnknownText> =
+        sms::unknown(&deps.db, None, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|t| ((t.order_id, t.status.clone()), t))
+            .collect();
     let mut results = Vec::with_capacity(targets.len());
     for (order_id, store, reference, status) in targets {
+        if let Some(text) = unknown_texts.get(&(order_id, status.clone())) {
+            let found = match sent_already(deps, text).await {
+                Ok(found) => found,
+                Err(reason) => {
+                    results.push(Resend::Skipped {
+                        reference,
+                        status,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            if let Some(message_id) = found {
+                if !dry_run {
+                    sms::mark_sent(&deps.db, order_id, &status, &message_id).await?;
+                }
+                results.push(Resend::Skipped {
+                    reference,
+                    status,
+                    reason: format!(
+                        "the gateway has it (sent as {message_id}); {}",
+                        if dry_run {
+                            "would be recorded as sent"
+                        } else {
+                            "recorded as sent"
+                        }
+                    ),
+                });
+                continue;
+            }
+        }
         if dry_run {
             let unknown = sms::unknown(&deps.db, Some(&store), i64::MAX)
                 .await?

@@ -20,15 +20,21 @@ pub enum Provider {
     Erpnext,
     /// mNotify BMS v2 (SMS).
     Mnotify,
+    /// Yalidine (courier).
+    Yalidine,
+    /// Twilio Messages (SMS).
+    Twilio,
 }
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 4] = [
+    pub const ALL: [Provider; 6] = [
         Provider::Maystro,
         Provider::Woocommerce,
         Provider::Erpnext,
         Provider::Mnotify,
+        Provider::Yalidine,
+        Provider::Twilio,
     ];
 
     /// The stable lowercase name (logs, metrics labels, messages).
@@ -38,6 +44,8 @@ impl Provider {
             Provider::Woocommerce => "woocommerce",
             Provider::Erpnext => "erpnext",
             Provider::Mnotify => "mnotify",
+            Provider::Yalidine => "yalidine",
+            Provider::Twilio => "twilio",
         }
     }
 }

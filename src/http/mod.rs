@@ -114,6 +114,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(webhooks::courier),
         )
         .route(
+            "/webhooks/sms/twilio",
+            axum::routing::post(webhooks::twilio_status),
+        )
+        .route(
             "/webhooks/courier/{account}/{token}",
             axum::routing::post(webhooks::courier_with_token),
         )

@@ -17,6 +17,8 @@
 //!   queue is unreachable (the periodic import catches up).
 //!
 //! `POST /webhooks/courier/{account}[/{token}]`: see [`courier`].
+//!
+//! `POST /webhooks/sms/twilio`: see [`twilio_status`].
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -54,6 +56,9 @@ pub const DEFAULT_COURIER_RATE: u32 = 50;
 pub const COURIER_DEDUPE_WINDOW_SECS: u64 = 15;
 /// The header a courier can send its secret in, instead of the path.
 pub const COURIER_TOKEN_HEADER: &str = "x-ordersync-token";
+
+/// A Twilio status callback is a few dozen form fields.
+const TWILIO_BODY_LIMIT: usize = 16 * 1024;
 
 /// Topics that carry an order.
 const ORDER_TOPICS: [&str; 2] = ["order.created", "order.updated"];
@@ -95,6 +100,93 @@ fn rules(state: &AppState, limit: usize) -> BodyRules {
         timeout: state.limits.body_timeout,
         budget: state.limits.body_budget.clone(),
     }
+}
+
+/// `POST /webhooks/sms/twilio`: Twilio's `StatusCallback` for a text we
+/// sent. Twilio signs it (`X-Twilio-Signature`, see
+/// [`crate::providers::twilio::signature`]) over the URL it called, which is
+/// our configured `status_callback_url`, and the form fields. A missing or
+/// wrong signature is 401 and records nothing; a good one records
+/// `MessageStatus` and `ErrorCode` on the text's row and answers 200
+/// (`recorded: false` for a message id that is not ours).
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let config = &state.config;
+    let url = match (
+        config.sms_provider,
+        config.sms.status_callback_url.as_deref(),
+    ) {
+        (crate::domain::Provider::Twilio, Some(url)) => url,
+        _ => {
+            return Err(bad(
+                StatusCode::NOT_FOUND,
+                "no Twilio SMS account with a status_callback_url is configured",
+            ))
+        }
+    };
+    let Some(signature) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(bad(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Twilio-Signature header",
+        ));
+    };
+    if limits::media_type(&headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(bad(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "expected Content-Type application/x-www-form-urlencoded, got '{}'",
+                limits::content_type_text(&headers)
+            ),
+        ));
+    }
+    let body = limits::read_body(body, &headers, &rules(&state, TWILIO_BODY_LIMIT)).await?;
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body.bytes)
+        .into_owned()
+        .collect();
+    if !crate::providers::twilio::signature_matches(
+        url,
+        &params,
+        config.sms_key.expose_secret(),
+        signature,
+    ) {
+        return Err(bad(
+            StatusCode::UNAUTHORIZED,
+            "X-Twilio-Signature does not match the URL and fields",
+        ));
+    }
+    let field = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (Some(sid), Some(status)) = (field("MessageSid"), field("MessageStatus")) else {
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            "a status callback names MessageSid and MessageStatus",
+        ));
+    };
+    let error_code = field("ErrorCode").and_then(|c| c.trim().parse::<i32>().ok());
+    let recorded = crate::ledger::sms::record_receipt(&state.deps.db, sid, status, error_code)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "twilio status callback: the ledger failed");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ledger is unavailable; the receipt was not recorded",
+            )
+            .retry_after(30)
+        })?;
+    Ok(answer(
+        StatusCode::OK,
+        json!({ "recorded": recorded, "message_sid": sid, "status": status }),
+    ))
 }
 
 /// The webhook endpoint.
@@ -247,7 +339,11 @@ async fn accept(state: &AppState, store: &str, order: WooOrder) -> Result<Respon
         // Even with no invoice yet: the job makes sure none will be made.
         jobs.push(NewJob::for_order(JobKind::CancelInvoice, store, reference));
     }
-    if row.as_ref().is_some_and(|r| r.courier_order_id.is_some()) {
+    // Known at the courier: by its id (Maystro) or tracking number (Yalidine).
+    if row
+        .as_ref()
+        .is_some_and(|r| r.courier_order_id.is_some() || r.tracking_number.is_some())
+    {
         jobs.push(NewJob::for_order(JobKind::RefreshStatus, store, reference));
     }
     let (envelopes, _) = state

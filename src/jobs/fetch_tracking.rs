@@ -6,13 +6,13 @@
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::domain::{status, JobEnvelope, Source};
+use crate::domain::{JobEnvelope, Source};
 use crate::jobs::{fetch_page, send_sms, Deps, Done, JobError};
 use crate::ledger::orders::{self, CourierObservation};
-use crate::providers::maystro::MaystroOrder;
+use crate::providers::courier::CourierOrder;
 
-/// Pages fetched at once after the first: the list is paged (~20 per page),
-/// so 10,000 orders are ~500 round trips.
+/// Pages fetched at once after the first: the list is paged (Maystro ~20
+/// per page), so 10,000 orders are ~500 round trips.
 const PAGE_CONCURRENCY: usize = 16;
 /// How many unknown references the ledger row names.
 const UNKNOWN_SAMPLE: usize = 20;
@@ -27,7 +27,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     // Keep only this store's observations as pages arrive: a shared account
     // lists every store's orders, and whole pages are large.
     let prefix = format!("{store}-");
-    let keep = |orders: Vec<MaystroOrder>| -> (usize, Vec<CourierObservation>) {
+    let keep = |orders: Vec<CourierOrder>| -> (usize, Vec<CourierObservation>) {
         let listed = orders.len();
         let mine = orders
             .iter()
@@ -36,31 +36,31 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             .collect();
         (listed, mine)
     };
-    let first = fetch_page(|| courier.list_orders_page(1)).await?;
-    let per_page = first.results.len().max(1) as u64;
-    let pages = first.count.div_ceil(per_page).max(1) as u32;
-    let mut next = first.next;
-    let (mut listed, mut observations) = keep(first.results);
+    let first = fetch_page(|| courier.list_page(1)).await?;
+    let per_page = first.orders.len().max(1) as u64;
+    let pages = first.total.div_ceil(per_page).max(1) as u32;
+    let mut has_more = first.has_more;
+    let (mut listed, mut observations) = keep(first.orders);
     if pages > 1 {
         let rest: Vec<_> = futures::stream::iter(2..=pages)
-            .map(|page| fetch_page(move || courier.list_orders_page(page)))
+            .map(|page| fetch_page(move || courier.list_page(page)))
             .buffered(PAGE_CONCURRENCY)
-            .map_ok(|p| (p.next, keep(p.results)))
+            .map_ok(|p| (p.has_more, keep(p.orders)))
             .try_collect()
             .await?;
-        for (page_next, (n, mine)) in rest {
-            next = page_next;
+        for (page_has_more, (n, mine)) in rest {
+            has_more = page_has_more;
             listed += n;
             observations.extend(mine);
         }
     }
-    // The count can grow while we page: follow `next` for whatever is left.
+    // The count can grow while we page: go on while the courier says more.
     let mut page = pages;
-    while next.is_some() {
+    while has_more {
         page += 1;
-        let more = fetch_page(|| courier.list_orders_page(page)).await?;
-        next = more.next;
-        let (n, mine) = keep(more.results);
+        let more = fetch_page(|| courier.list_page(page)).await?;
+        has_more = more.has_more;
+        let (n, mine) = keep(more.orders);
         listed += n;
         observations.extend(mine);
     }
@@ -84,6 +84,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     orders::mark_synced(&deps.db, store, "fetch_tracking", None).await?;
     Ok(Done::Succeeded(Some(json!({
         "courier_account": courier.account(),
+        "courier": courier.provider().as_str(),
         "courier_orders": listed,
         "matched": matched,
         "status_changes": changes.len(),
@@ -96,20 +97,22 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
 /// What one courier order tells us, if it carries our reference. Text is
 /// stripped of NUL characters (Postgres text cannot hold them; nothing else
 /// is lost), so no courier record can fail the statement that stores a page.
-pub fn observe(order: &MaystroOrder) -> Option<CourierObservation> {
+pub fn observe(order: &CourierOrder) -> Option<CourierObservation> {
     let reference = order
-        .external_order_id
+        .reference
         .as_deref()
         .map(crate::intake::strip_nul)
         .filter(|r| !r.is_empty())?;
-    let (normalized, label) = status::map_maystro(order.status);
     Some(CourierObservation {
         reference,
-        tracking_number: order.display_id.as_deref().map(crate::intake::strip_nul),
-        courier_order_id: order.id,
-        code: i32::try_from(order.status).unwrap_or(i32::MAX),
-        label,
-        status: normalized.as_str().to_owned(),
-        updated_at: order.updated_at(),
+        tracking_number: order
+            .tracking_number
+            .as_deref()
+            .map(crate::intake::strip_nul),
+        courier_order_id: order.courier_order_id,
+        code: order.code,
+        label: crate::intake::strip_nul(&order.label),
+        status: order.status.as_str().to_owned(),
+        updated_at: order.updated_at,
     })
 }

@@ -1,9 +1,11 @@
 //! `refresh_status` (per order): poll one order at the courier with its
 //! store's credential, record the status, and text the customer on a change.
+//! Which courier that is (Maystro, Yalidine) is the store's account's
+//! business (`crate::providers::courier`).
 
 use serde_json::json;
 
-use crate::domain::{FailureClass, JobEnvelope, NormalizedStatus, Provider, Source};
+use crate::domain::{FailureClass, JobEnvelope, NormalizedStatus, Source};
 use crate::jobs::fetch_tracking::observe;
 use crate::jobs::{is_not_found, load_order, send_sms, Deps, Done, JobError};
 use crate::ledger::orders;
@@ -22,19 +24,23 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             )));
         }
     }
-    let Some(courier_id) = order.courier_order_id else {
+    let courier = deps.accounts.courier(&order.store)?;
+    let Some(key) = courier.key_for(
+        &order.reference,
+        order.tracking_number.as_deref(),
+        order.courier_order_id,
+    ) else {
         return Ok(Done::Skipped(
             "no courier order yet; fetch_tracking fills it".into(),
         ));
     };
-    let courier = deps.accounts.courier(&order.store)?;
-    let courier_order = match courier.get_order(courier_id).await {
+    let courier_order = match courier.get_order(&key).await {
         Ok(found) => found,
         Err(e) if is_not_found(&e) => {
             return Ok(Done::NotFound {
-                provider: Provider::Maystro,
+                provider: courier.provider(),
                 message: format!(
-                    "courier account '{}' does not know order {} (courier id {courier_id}); is the store mapped to the right account?",
+                    "courier account '{}' does not know order {} ({key}); is the store mapped to the right account?",
                     courier.account(),
                     order.reference
                 ),
@@ -44,10 +50,19 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     };
     let mut observation = observe(&courier_order).ok_or_else(|| {
         JobError::permanent(
-            FailureClass::BadResponse(Provider::Maystro),
-            format!("courier order {courier_id} has no external_order_id"),
+            FailureClass::BadResponse(courier.provider()),
+            format!("courier order ({key}) has no reference of ours"),
         )
     })?;
+    // A reason is news only with a status worth a text; asking costs Yalidine
+    // one history request, so only then.
+    let reason = if courier_order.status.notifies_customer()
+        && order.status.as_deref() != Some(courier_order.status.as_str())
+    {
+        courier.latest_reason(&courier_order).await?
+    } else {
+        None
+    };
     // The courier's copy may lack our reference spelling; we asked by id.
     observation.reference = order.reference.clone();
     // The status change and its text are one transaction: no change is on
@@ -73,6 +88,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     Ok(Done::Succeeded(Some(json!({
         "courier_code": observation.code,
         "courier_label": observation.label,
+        "courier_reason": reason,
         "status": observation.status,
         "changed_from": changes.first().map(|c| c.from.clone()),
         "stale": stale > 0,

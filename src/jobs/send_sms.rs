@@ -1,6 +1,8 @@
 //! `send_sms` (per order and status change): text the customer exactly once
 //! per (order, status). The `sms_messages` primary key is the guarantee; a
-//! send whose fate is unknown (timeout, worker died) is never repeated.
+//! send whose fate is unknown (timeout, worker died) is never repeated. A
+//! gateway that lists its texts (Twilio) is asked after a timeout, so a text
+//! that did go out is recorded as sent rather than left unknown.
 
 use serde_json::json;
 use uuid::Uuid;
@@ -10,11 +12,16 @@ use crate::jobs::{load_order, Deps, Done, JobError};
 use crate::ledger::orders::StatusChange;
 use crate::ledger::sms::{self, SmsClaim};
 use crate::ledger::until_done;
+use crate::providers::sms::PastSend;
 use crate::queue::NewJob;
 
 /// Namespace of the deterministic SMS job ids: one job per (order, status),
 /// however many times the change is observed.
 const SMS_JOB_NAMESPACE: Uuid = Uuid::from_u128(0x5d8a_42f1_93c4_4b0e_9a57_0e2b_6c11_d3f0);
+
+/// How far before our own send time a gateway's record of it may be dated
+/// (its clock against ours) when it is looked up.
+pub const LOOKUP_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// The follow-up SMS jobs for status changes (first observations and
 /// internal stages text nobody).
@@ -78,6 +85,7 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
     // retried through any outage of ours: a send that went out must never
     // read as "unknown" (or be sent again) because Postgres blinked.
     let (order_id, status_name) = (order.id, status.as_str());
+    let asked_at = chrono::Utc::now();
     match gateway.send(&phone, &text).await {
         Ok(sent) => {
             until_done("record a sent text", || {
@@ -89,13 +97,37 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             )))
         }
         Err(e) if e.class == ErrorClass::Timeout => {
+            let looked_up = gateway
+                .find(&phone, &text, asked_at - LOOKUP_CLOCK_SLACK)
+                .await;
+            if let Ok(PastSend::Found(message_id)) = &looked_up {
+                until_done("record a sent text", || {
+                    sms::mark_sent(&deps.db, order_id, status_name, message_id)
+                })
+                .await;
+                return Ok(Done::Succeeded(Some(json!({
+                    "message_id": message_id,
+                    "status": status_name,
+                    "found_after_timeout": true,
+                }))));
+            }
             until_done("record a text of unknown fate", || {
                 sms::mark_unknown(&deps.db, order_id, status_name)
             })
             .await;
+            // Not listed right after the timeout proves nothing: the
+            // gateway may still be creating it. Left for an operator, whose
+            // resend looks again first.
+            let lookup = match looked_up {
+                Ok(PastSend::NotFound) => format!("{} does not list it (yet)", gateway.provider()),
+                Ok(_) => format!("{} cannot be asked", gateway.provider()),
+                Err(e) => format!("asking {} failed: {e}", gateway.provider()),
+            };
             Err(JobError::Permanent {
                 class: FailureClass::DeliveryUnknown,
-                message: format!("{e}; the text may have been sent, so it is not retried"),
+                message: format!(
+                    "{e}; the text may have been sent ({lookup}), so it is not retried"
+                ),
                 http_status: e.http_status,
             })
         }

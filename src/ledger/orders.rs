@@ -183,12 +183,13 @@ pub async fn by_reference(pool: &PgPool, reference: &str) -> sqlx::Result<Option
 /// What the courier says about one order.
 #[derive(Debug, Clone)]
 pub struct CourierObservation {
-    /// Our order reference (the courier's `external_order_id`).
+    /// Our order reference (Maystro's `external_order_id`, Yalidine's `order_id`).
     pub reference: String,
-    /// `display_id`.
+    /// The tracking number (Maystro's `display_id`, Yalidine's `tracking`).
     pub tracking_number: Option<String>,
-    /// The courier's order id.
-    pub courier_order_id: i64,
+    /// The courier's numeric order id; `None` for couriers without one
+    /// (Yalidine knows parcels by tracking number), which keeps the one held.
+    pub courier_order_id: Option<i64>,
     /// Raw status code.
     pub code: i32,
     /// Raw status label.
@@ -257,7 +258,7 @@ pub async fn observe_courier<'e>(
         .iter()
         .map(|o| o.tracking_number.as_deref())
         .collect();
-    let courier_ids: Vec<i64> = observations.iter().map(|o| o.courier_order_id).collect();
+    let courier_ids: Vec<Option<i64>> = observations.iter().map(|o| o.courier_order_id).collect();
     let codes: Vec<i32> = observations.iter().map(|o| o.code).collect();
     let labels: Vec<&str> = observations.iter().map(|o| o.label.as_str()).collect();
     let statuses: Vec<&str> = observations.iter().map(|o| o.status.as_str()).collect();
@@ -276,7 +277,7 @@ pub async fn observe_courier<'e>(
          updated AS (
              UPDATE orders o SET
                  tracking_number = COALESCE(seen.tracking, o.tracking_number),
-                 courier_order_id = seen.courier_id, courier_code = seen.code,
+                 courier_order_id = COALESCE(seen.courier_id, o.courier_order_id), courier_code = seen.code,
                  courier_label = seen.label, status = seen.status,
                  courier_updated_at = COALESCE(seen.courier_updated_at, o.courier_updated_at),
                  status_changed_at = CASE WHEN old.status IS DISTINCT FROM seen.status
@@ -352,9 +353,10 @@ pub async fn without_tracking(pool: &PgPool, store: &str) -> sqlx::Result<Vec<St
     .await
 }
 
-/// References of `store`'s orders with tracking and a status that is not
-/// final; with `listed_before`, less those the courier's order list showed
-/// at or after it (their status is as fresh as a poll would make it).
+/// References of `store`'s orders the courier knows (a courier id, or a
+/// tracking number for couriers without ids) and whose status is not final;
+/// with `listed_before`, less those the courier's order list showed at or
+/// after it (their status is as fresh as a poll would make it).
 ///
 /// # Errors
 /// Postgres failed.
@@ -365,7 +367,8 @@ pub async fn needing_refresh(
     listed_before: Option<DateTime<Utc>>,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
-        "SELECT reference FROM orders WHERE store = $1 AND courier_order_id IS NOT NULL
+        "SELECT reference FROM orders WHERE store = $1
+           AND (courier_order_id IS NOT NULL OR tracking_number IS NOT NULL)
            AND (status IS NULL OR NOT (status = ANY($2)))
            AND ($3::timestamptz IS NULL OR listed_at IS NULL OR listed_at < $3)
          ORDER BY id",

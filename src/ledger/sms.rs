@@ -226,3 +226,72 @@ pub async fn request_resend(
     .fetch_optional(tx)
     .await
 }
+
+/// A delivery receipt, as stored on the text it is about.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryReceipt {
+    /// The gateway's latest status (`sent`, `delivered`, `undelivered`, `failed`...).
+    pub delivery_status: Option<String>,
+    /// The gateway's error code for a failed text.
+    pub delivery_error_code: Option<i32>,
+}
+
+/// Record the gateway's delivery report for the text it knows as
+/// `message_id`. Returns false when no text of ours has that id.
+///
+/// Statuses can arrive out of order (`sent` after `delivered`): a final
+/// one (`delivered`, `undelivered`, `failed`) is never replaced by one
+/// that is not.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn record_receipt(
+    pool: &PgPool,
+    message_id: &str,
+    status: &str,
+    error_code: Option<i32>,
+) -> sqlx::Result<bool> {
+    let matched = sqlx::query(
+        "UPDATE sms_messages SET delivery_status = $2, delivery_error_code = $3,
+                delivery_updated_at = now()
+         WHERE provider_message_id = $1
+           AND (delivery_status IS NULL
+                OR delivery_status NOT IN ('delivered', 'undelivered', 'failed')
+                OR $2 IN ('delivered', 'undelivered', 'failed'))",
+    )
+    .bind(message_id)
+    .bind(status)
+    .bind(error_code)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if matched > 0 {
+        return Ok(true);
+    }
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sms_messages WHERE provider_message_id = $1)",
+    )
+    .bind(message_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(known)
+}
+
+/// The delivery receipt of the text for (`order_id`, `status`), if any text.
+///
+/// # Errors
+/// Postgres failed.
+pub async fn receipt(
+    pool: &PgPool,
+    order_id: i64,
+    status: &str,
+) -> sqlx::Result<Option<DeliveryReceipt>> {
+    sqlx::query_as(
+        "SELECT delivery_status, delivery_error_code FROM sms_messages
+         WHERE order_id = $1 AND status = $2",
+    )
+    .bind(order_id)
+    .bind(status)
+    .fetch_optional(pool)
+    .await
+}

@@ -40,7 +40,7 @@ pub fn configured(config: &Config) -> Vec<(Provider, String)> {
     let mut all: Vec<(Provider, String)> = config
         .courier_accounts
         .iter()
-        .map(|a| (Provider::Maystro, a.name.clone()))
+        .map(|a| (a.provider, a.name.clone()))
         .collect();
     all.extend(
         config
@@ -49,7 +49,7 @@ pub fn configured(config: &Config) -> Vec<(Provider, String)> {
             .map(|s| (Provider::Woocommerce, s.code.clone())),
     );
     all.push((Provider::Erpnext, config.erp.name.clone()));
-    all.push((Provider::Mnotify, config.sms.name.clone()));
+    all.push((config.sms_provider, config.sms.name.clone()));
     all
 }
 

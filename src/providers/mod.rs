@@ -1,7 +1,9 @@
 //! providers: one HTTP client per configured external account.
 //!
-//! Owns every request to the courier ([`maystro`]), the shop ([`woocommerce`]),
-//! the ERP ([`erpnext`]) and the SMS gateway ([`mnotify`]): timeouts, the
+//! Owns every request to the couriers ([`maystro`], [`yalidine`], behind the
+//! courier role [`courier`]), the shop ([`woocommerce`]), the ERP
+//! ([`erpnext`]) and the SMS gateways ([`mnotify`], [`twilio`], behind the
+//! SMS role [`sms`]): timeouts, the
 //! classification of each failure into an [`ErrorClass`] (decided once, here,
 //! per provider response), and keeping secrets out of errors and logs.
 //!
@@ -20,14 +22,18 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
 
 pub use crate::domain::{ErrorClass, Provider};
 
+pub mod courier;
 pub mod erpnext;
 pub mod gate;
 pub mod maystro;
 pub mod mnotify;
+pub mod sms;
 #[cfg(test)]
 mod testing;
 mod transport;
+pub mod twilio;
 pub mod woocommerce;
+pub mod yalidine;
 
 /// A failed call to a provider, already classified.
 ///

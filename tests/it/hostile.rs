@@ -656,7 +656,7 @@ async fn courier_statuses_observed_out_of_order_keep_the_newest() {
     let seen = |code: i32, label: &str, status: &str, hour: u32| CourierObservation {
         reference: "BETA-9901".into(),
         tracking_number: Some("T-9901".into()),
-        courier_order_id: 77,
+        courier_order_id: Some(77),
         code,
         label: label.into(),
         status: status.into(),

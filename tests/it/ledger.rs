@@ -197,7 +197,7 @@ fn observation(reference: &str, code: i32, status: &str) -> CourierObservation {
     CourierObservation {
         reference: reference.to_owned(),
         tracking_number: Some(format!("TRK-{reference}")),
-        courier_order_id: 9_000 + code as i64,
+        courier_order_id: Some(9_000 + code as i64),
         code,
         label: format!("label {code}"),
         status: status.to_owned(),

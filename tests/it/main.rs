@@ -32,4 +32,6 @@ mod recovery;
 mod scheduler;
 mod shutdown;
 mod texts;
+mod twilio;
 mod webhooks;
+mod yalidine;

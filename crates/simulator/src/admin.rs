@@ -3,7 +3,7 @@
 //!
 //! | route | body / query | answer |
 //! |---|---|---|
-//! | `GET /_sim/stats` | | `{"requests":{"courier":n,"shop":n,"erp":n,"sms":n},"invoices":n,"sms":n,"erp":{ErpCounts + shop_status_writes}}` |
+//! | `GET /_sim/stats` | | `{"requests":{"courier":n,"shop":n,"erp":n,"sms":n,"yalidine":n},"invoices":n,"sms":n,"erp":{ErpCounts + shop_status_writes}}` |
 //! | `GET /_sim/config` | | the [`SimConfig`](crate::SimConfig) JSON |
 //! | `GET /_sim/invoices` | `?po_no=X` optional | array of invoice docs |
 //! | `GET /_sim/sms` | `?phone=X` optional | array of `{recipient,sender,message,message_id,sent_at}` |

@@ -13,6 +13,18 @@ pub const DEFAULT_COURIER_COVERAGE: f64 = 0.9;
 /// Default courier page size, as Maystro's list endpoint.
 pub const DEFAULT_COURIER_PAGE_SIZE: usize = 20;
 
+/// The courier API a simulated account answers on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CourierApi {
+    /// Maystro Delivery, under `/maystro/api` (the default).
+    #[default]
+    Maystro,
+    /// Yalidine, under `/yalidine/v1`: the same orders and timelines, shown
+    /// as parcels with Yalidine's labels.
+    Yalidine,
+}
+
 /// One simulated shop and its credentials at the shop and the courier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,8 +33,13 @@ pub struct SimStore {
     pub code: String,
     /// Courier account the store's orders live under; stores may share one.
     pub courier_account: String,
-    /// The courier account's API token (`Authorization: Token <key>`).
+    /// The courier account's API token (Maystro's `Authorization: Token
+    /// <key>`, Yalidine's `X-API-TOKEN`; Yalidine's `X-API-ID` is the
+    /// account name).
     pub courier_key: String,
+    /// Which courier the account is with (default Maystro).
+    #[serde(default)]
+    pub courier_api: CourierApi,
     /// WooCommerce consumer key (Basic auth user).
     pub shop_consumer_key: String,
     /// WooCommerce consumer secret (Basic auth password).
@@ -61,6 +78,40 @@ pub struct SimConfig {
     /// When true, a second invoice with the same `po_no` gets 409; false lets
     /// duplicates in so tests can count them.
     pub erp_unique_po_no: bool,
+    /// Yalidine's per-account quotas.
+    pub yalidine_quota: YalidineQuota,
+    /// The Twilio Account SID (empty: no Twilio account; every call is 401).
+    pub twilio_account_sid: String,
+    /// The Twilio auth token.
+    pub twilio_auth_token: String,
+}
+
+/// Requests one Yalidine account may make per window, as Yalidine meters
+/// them: what is left is sent in `x-{second,minute,hour,day}-quota-left`,
+/// and a request over any of them gets 429 with `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct YalidineQuota {
+    /// Per wall-clock second.
+    pub per_second: u64,
+    /// Per wall-clock minute.
+    pub per_minute: u64,
+    /// Per wall-clock hour.
+    pub per_hour: u64,
+    /// Per UTC day.
+    pub per_day: u64,
+}
+
+impl Default for YalidineQuota {
+    /// Yalidine's published limits: 5/s, 50/min, 1000/h, 10000/day.
+    fn default() -> YalidineQuota {
+        YalidineQuota {
+            per_second: 5,
+            per_minute: 50,
+            per_hour: 1000,
+            per_day: 10_000,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -76,6 +127,9 @@ impl Default for SimConfig {
             courier_page_size: DEFAULT_COURIER_PAGE_SIZE,
             unknown_payment_rate: 0.0,
             erp_unique_po_no: false,
+            yalidine_quota: YalidineQuota::default(),
+            twilio_account_sid: String::new(),
+            twilio_auth_token: String::new(),
         }
     }
 }
@@ -103,6 +157,7 @@ impl SimConfig {
                     code: (*code).into(),
                     courier_account: account.into(),
                     courier_key: key.into(),
+                    courier_api: CourierApi::Maystro,
                     shop_consumer_key: format!("ck_demo_{lower}"),
                     shop_consumer_secret: format!("cs_demo_{lower}"),
                     orders: per + usize::from(i < extra),
@@ -130,6 +185,17 @@ impl SimConfig {
             }
             if !codes.insert(code.as_str()) {
                 bail!("store {code} is configured twice");
+            }
+            let api_of_account = self
+                .stores
+                .iter()
+                .find(|s| s.courier_account == store.courier_account)
+                .map(|s| s.courier_api);
+            if api_of_account != Some(store.courier_api) {
+                bail!(
+                    "store {code}: courier account {:?} is on two courier APIs",
+                    store.courier_account
+                );
             }
             if let Some(other) = key_accounts.insert(&store.courier_key, &store.courier_account) {
                 if other != store.courier_account {

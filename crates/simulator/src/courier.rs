@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::config::CourierApi;
 use crate::http::{json_response, origin, query_get, query_pairs, url_with_param};
 use crate::sim::Sim;
 use crate::state::{CourierBook, CourierOrder};
@@ -56,7 +57,7 @@ fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<String, Response> {
         ));
     };
     let key = key.trim();
-    match sim.courier_account(key) {
+    match sim.courier_account(key, CourierApi::Maystro) {
         Some(account) if !sim.is_revoked(key) => Ok(account.to_string()),
         _ => Err(detail_error(StatusCode::UNAUTHORIZED, "Invalid token.")),
     }

@@ -84,9 +84,9 @@ pub(crate) enum Decision {
 
 /// Per-service knobs, failure queues and request counters.
 pub(crate) struct FaultPlan {
-    knobs: [Mutex<Knobs>; 4],
-    queued: [Mutex<VecDeque<Queued>>; 4],
-    requests: [AtomicU64; 4],
+    knobs: [Mutex<Knobs>; Service::ALL.len()],
+    queued: [Mutex<VecDeque<Queued>>; Service::ALL.len()],
+    requests: [AtomicU64; Service::ALL.len()],
     rng: Mutex<StdRng>,
 }
 

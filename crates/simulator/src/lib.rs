@@ -1,5 +1,6 @@
-//! Simulator of the four external services ordersync talks to: the Maystro
-//! courier, WooCommerce shops, ERPNext and the mNotify SMS gateway.
+//! Simulator of the external services ordersync talks to: the Maystro and
+//! Yalidine couriers, WooCommerce shops, ERPNext and the mNotify and Twilio
+//! SMS gateways.
 //!
 //! It serves their real request and response shapes (see `shared/providers.md`)
 //! over HTTP on loopback, so tests, the demo and benchmarks exercise the same
@@ -14,8 +15,8 @@
 //! - `server`: [`start`]; binds, seeds, and puts each provider's routes behind
 //!   the fault middleware, next to the admin routes;
 //! - `admin`: [`SimHandle`] mirrored over HTTP for other processes;
-//! - `courier`, `shop`, `erp`, `sms`: one provider each: routes, auth, error
-//!   bodies (including the body of an injected failure);
+//! - `courier`, `yalidine`, `shop`, `erp`, `sms`, `twilio`: one provider each: routes,
+//!   auth, error bodies (including the body of an injected failure);
 //! - `faults`: the middleware in front of every provider route; knows no
 //!   provider;
 //! - `sim`: the state every handler shares (config, data, fault plan, revoked
@@ -48,6 +49,8 @@ mod shop;
 mod sim;
 mod sms;
 mod state;
+mod twilio;
+mod yalidine;
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,10 +58,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use self::config::{SimConfig, SimStore, DEFAULT_COURIER_COVERAGE, DEFAULT_COURIER_PAGE_SIZE};
+pub use self::config::{
+    CourierApi, SimConfig, SimStore, YalidineQuota, DEFAULT_COURIER_COVERAGE,
+    DEFAULT_COURIER_PAGE_SIZE,
+};
 pub use self::fault_plan::{Knobs, DEFAULT_HANG};
 pub use self::ordersync_config::{
-    ordersync_config, ordersync_config_with_store_rules, STORE_RULES,
+    mnotify_sms_section, ordersync_config, ordersync_config_with_store_rules, twilio_sms_section,
+    STORE_RULES,
 };
 pub use self::server::start;
 pub use self::service::Service;
@@ -93,6 +100,55 @@ impl SimHandle {
     /// Maystro API root, `{base}/maystro/api`.
     pub fn courier_url(&self) -> String {
         format!("{}/maystro/api", self.inner.base_url)
+    }
+
+    /// Yalidine API root, `{base}/yalidine/v1`.
+    pub fn yalidine_url(&self) -> String {
+        format!("{}/yalidine/v1", self.inner.base_url)
+    }
+
+    /// The Yalidine view of the courier order with this reference: its
+    /// tracking number and current label.
+    pub fn yalidine_parcel_by_ref(&self, external_order_id: &str) -> Option<(String, String)> {
+        let st = self.inner.state();
+        let order = st.courier.by_ref(external_order_id)?;
+        let (code, _) = order.status_at(std::time::Instant::now(), self.inner.config.status_step);
+        Some((yalidine::tracking_of(order), yalidine::label_of(code)))
+    }
+
+    /// Twilio API host, `{base}/twilio`; messages are under
+    /// `/2010-04-01/Accounts/{sid}/Messages.json`.
+    pub fn twilio_url(&self) -> String {
+        format!("{}/twilio", self.inner.base_url)
+    }
+
+    /// From now on Twilio records each text, then waits `delay` before
+    /// answering (a reply lost to the client's timeout after the send).
+    pub fn set_twilio_reply_delay(&self, delay: Duration) {
+        self.inner.set_twilio_reply_delay(delay);
+    }
+
+    /// Twilio's status callback for message `sid` reaching `status`, to be
+    /// posted to `url`: the form fields and the `X-Twilio-Signature` Twilio
+    /// would send with them.
+    pub fn twilio_status_callback(
+        &self,
+        url: &str,
+        sid: &str,
+        status: &str,
+    ) -> (Vec<(String, String)>, String) {
+        twilio::status_callback(&self.inner, url, sid, status)
+    }
+
+    /// Every text accepted, by either gateway, oldest first: (recipient,
+    /// gateway message id, text).
+    pub fn sms_log(&self) -> Vec<(String, String, String)> {
+        self.inner
+            .state()
+            .sms
+            .iter()
+            .map(|m| (m.recipient.clone(), m.message_id.clone(), m.message.clone()))
+            .collect()
     }
 
     /// One store's WooCommerce site root, `{base}/shop/{store}`; the REST API is

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::SimHandle;
+use crate::{CourierApi, SimHandle};
 
 /// The ordersync config TOML for `sim`'s stores and the environment it
 /// needs (secret variable -> value); `extra` is appended to the TOML
@@ -30,21 +30,32 @@ pub fn ordersync_config_with_store_rules(
     let mut toml = String::from(
         "# Generated for the simulator: every URL is on loopback.\n\n[http]\ntimeout_ms = 5000\n\n",
     );
-    let mut accounts: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    let mut accounts: BTreeMap<&str, (&str, CourierApi, Vec<&str>)> = BTreeMap::new();
     for store in &config.stores {
         accounts
             .entry(store.courier_account.as_str())
-            .or_insert((store.courier_key.as_str(), Vec::new()))
-            .1
+            .or_insert((store.courier_key.as_str(), store.courier_api, Vec::new()))
+            .2
             .push(store.code.as_str());
     }
-    for (name, (key, stores)) in &accounts {
+    for (name, (key, api, stores)) in &accounts {
         let var = format!("SIM_COURIER_{}_KEY", name.to_uppercase());
         secrets.push((var.clone(), (*key).to_owned()));
         let list: Vec<String> = stores.iter().map(|s| format!("\"{s}\"")).collect();
+        // A Yalidine account's API id is its name (see `yalidine`).
+        let (base_url, provider) = match api {
+            CourierApi::Maystro => (sim.courier_url(), String::new()),
+            CourierApi::Yalidine => {
+                let id_var = format!("SIM_COURIER_{}_API_ID", name.to_uppercase());
+                secrets.push((id_var.clone(), (*name).to_owned()));
+                (
+                    sim.yalidine_url(),
+                    format!("provider = \"yalidine\"\napi_id_env = \"{id_var}\"\n"),
+                )
+            }
+        };
         toml.push_str(&format!(
-            "[[courier_accounts]]\nname = \"{name}\"\nbase_url = \"{}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
-            sim.courier_url(),
+            "[[courier_accounts]]\nname = \"{name}\"\n{provider}base_url = \"{base_url}\"\nkey_env = \"{var}\"\nstores = [{}]\n\n",
             list.join(", ")
         ));
     }
@@ -52,10 +63,17 @@ pub fn ordersync_config_with_store_rules(
         "[erp]\nname = \"erpnext\"\nbase_url = \"{}\"\napi_key_env = \"SIM_ERP_KEY\"\napi_secret_env = \"SIM_ERP_SECRET\"\n\n",
         sim.erp_url()
     ));
-    toml.push_str(&format!(
-        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n\n",
-        sim.sms_url()
-    ));
+    toml.push_str(&format!("{}\n", mnotify_sms_section(sim)));
+    if !config.twilio_account_sid.is_empty() {
+        secrets.push((
+            "SIM_TWILIO_SID".to_owned(),
+            config.twilio_account_sid.clone(),
+        ));
+        secrets.push((
+            "SIM_TWILIO_TOKEN".to_owned(),
+            config.twilio_auth_token.clone(),
+        ));
+    }
     for store in &config.stores {
         let key_var = format!("SIM_SHOP_{}_KEY", store.code);
         let secret_var = format!("SIM_SHOP_{}_SECRET", store.code);
@@ -78,6 +96,25 @@ pub fn ordersync_config_with_store_rules(
     }
     toml.push_str(extra);
     (toml, secrets)
+}
+
+/// The `[sms]` table [`ordersync_config`] writes: the simulated mNotify.
+pub fn mnotify_sms_section(sim: &SimHandle) -> String {
+    format!(
+        "[sms]\nname = \"mnotify\"\nbase_url = \"{}\"\napi_key_env = \"SIM_SMS_KEY\"\nsender = \"ORDERSYNC\"\n",
+        sim.sms_url()
+    )
+}
+
+/// An `[sms]` table for the simulated Twilio account at `twilio_url`
+/// ([`SimHandle::twilio_url`]; `twilio_account_sid` set, its secrets in
+/// [`ordersync_config`]'s environment), texting
+/// Algerian national numbers, with receipts posted to `status_callback_url`.
+/// Swap it for [`mnotify_sms_section`] in the generated file.
+pub fn twilio_sms_section(twilio_url: &str, status_callback_url: &str) -> String {
+    format!(
+        "[sms]\nname = \"twilio\"\nprovider = \"twilio\"\nbase_url = \"{twilio_url}\"\naccount_sid_env = \"SIM_TWILIO_SID\"\napi_key_env = \"SIM_TWILIO_TOKEN\"\nsender = \"+15005550006\"\ncountry_code = \"+213\"\nstatus_callback_url = \"{status_callback_url}\"\n"
+    )
 }
 
 /// The simulated company's payment and write-back rules: Kashier card and

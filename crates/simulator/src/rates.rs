@@ -2,8 +2,8 @@
 //! provider's rate limiter sees, so tests can assert that every worker
 //! process together stayed within an account's limit.
 //!
-//! The credential is the request's `Authorization` header, else its
-//! `consumer_key` or `key` query parameter (WooCommerce and mNotify put
+//! The credential is the request's `Authorization` header, else Yalidine's
+//! `X-API-TOKEN`, else its `consumer_key` or `key` query parameter (WooCommerce and mNotify put
 //! keys there); a request with none counts under `-`.
 
 use std::collections::HashMap;
@@ -67,9 +67,65 @@ fn credential(req: &Request) -> String {
     {
         return auth.to_owned();
     }
+    if let Some(token) = req
+        .headers()
+        .get("x-api-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        return token.to_owned();
+    }
     let pairs = query_pairs(req.uri().query());
     query_get(&pairs, "consumer_key")
         .or_else(|| query_get(&pairs, "key"))
         .unwrap_or("-")
         .to_owned()
+}
+
+/// Yalidine's quota windows, in seconds: second, minute, hour, day.
+const QUOTA_WINDOWS: [u64; 4] = [1, 60, 3600, 86_400];
+
+/// What one request to a metered account found: what is left in each window
+/// after it (second, minute, hour, day), or that a window was already spent
+/// and for how many seconds more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuotaUse {
+    /// Served; left per window.
+    Served([u64; 4]),
+    /// Refused; seconds until the spent window ends.
+    Spent(u64),
+}
+
+/// Requests per account per quota window (Yalidine's metering).
+#[derive(Default)]
+pub(crate) struct QuotaBook {
+    /// account -> (window start, requests in it) per window.
+    used: Mutex<HashMap<String, [(u64, u64); 4]>>,
+}
+
+impl QuotaBook {
+    /// Counts one request of `account` against `limits` (per second,
+    /// minute, hour, day); a refused request counts nowhere.
+    pub(crate) fn take(&self, account: &str, limits: [u64; 4]) -> QuotaUse {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut map = lock(&self.used);
+        let windows = map.entry(account.to_owned()).or_default();
+        for (i, span) in QUOTA_WINDOWS.iter().enumerate() {
+            let start = now - now % span;
+            if windows[i].0 != start {
+                windows[i] = (start, 0);
+            }
+        }
+        if let Some(i) = (0..4).find(|&i| windows[i].1 >= limits[i]) {
+            return QuotaUse::Spent(windows[i].0 + QUOTA_WINDOWS[i] - now);
+        }
+        let mut left = [0; 4];
+        for i in 0..4 {
+            windows[i].1 += 1;
+            left[i] = limits[i] - windows[i].1;
+        }
+        QuotaUse::Served(left)
+    }
 }

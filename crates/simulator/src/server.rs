@@ -14,9 +14,9 @@ use crate::faults::{self, FaultBody};
 use crate::service::Service;
 use crate::sim::Sim;
 use crate::SimHandle;
-use crate::{admin, courier, erp, shop, sms};
+use crate::{admin, courier, erp, shop, sms, twilio, yalidine};
 
-/// Seeds the data of `config` and serves the four services on `addr` (port 0
+/// Seeds the data of `config` and serves the six services on `addr` (port 0
 /// picks a free port) until [`SimHandle::shutdown`].
 ///
 /// # Errors
@@ -69,6 +69,8 @@ fn provider(sim: &Arc<Sim>, service: Service) -> Router {
         Service::Shop => (shop::routes(sim), |status, _| shop::fault_response(status)),
         Service::Erp => (erp::routes(sim), erp::fault_response),
         Service::Sms => (sms::routes(sim), |status, _| sms::fault_response(status)),
+        Service::Yalidine => (yalidine::routes(sim), yalidine::fault_response),
+        Service::Twilio => (twilio::routes(sim), twilio::fault_response),
     };
     faults::with_faults(routes, sim, service, body)
 }

@@ -19,11 +19,22 @@ pub enum Service {
     Erp,
     /// mNotify BMS v2, under `/mnotify`.
     Sms,
+    /// Yalidine, the second courier, under `/yalidine/v1`.
+    Yalidine,
+    /// Twilio Messages, the second SMS gateway, under `/twilio`.
+    Twilio,
 }
 
 impl Service {
     /// Every service, in a fixed order.
-    pub const ALL: [Service; 4] = [Service::Courier, Service::Shop, Service::Erp, Service::Sms];
+    pub const ALL: [Service; 6] = [
+        Service::Courier,
+        Service::Shop,
+        Service::Erp,
+        Service::Sms,
+        Service::Yalidine,
+        Service::Twilio,
+    ];
 
     /// The lowercase name used in JSON and admin routes.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +43,8 @@ impl Service {
             Service::Shop => "shop",
             Service::Erp => "erp",
             Service::Sms => "sms",
+            Service::Yalidine => "yalidine",
+            Service::Twilio => "twilio",
         }
     }
 
@@ -54,6 +67,10 @@ impl FromStr for Service {
         Service::ALL
             .into_iter()
             .find(|svc| svc.as_str() == s)
-            .with_context(|| format!("unknown service {s:?}: expected courier, shop, erp or sms"))
+            .with_context(|| {
+                format!(
+                    "unknown service {s:?}: expected courier, shop, erp, sms, yalidine or twilio"
+                )
+            })
     }
 }

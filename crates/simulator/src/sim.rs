@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::SimConfig;
+use crate::config::{CourierApi, SimConfig};
 use crate::fault_plan::FaultPlan;
 use crate::lock::lock;
 use crate::state::SimState;
@@ -25,10 +25,16 @@ pub(crate) struct Sim {
     pub(crate) faults: FaultPlan,
     /// Requests per credential per second, per service.
     pub(crate) rates: crate::rates::RateCounter,
+    /// Yalidine's metering per account.
+    pub(crate) quotas: crate::rates::QuotaBook,
+    /// How long Twilio waits, after recording a text, before answering.
+    twilio_reply_delay: Mutex<Duration>,
     state: Mutex<SimState>,
     revoked: Mutex<HashSet<String>>,
     /// courier key -> account
     courier_accounts: HashMap<String, String>,
+    /// courier account -> the API it answers on
+    courier_apis: HashMap<String, CourierApi>,
     shutdown: watch::Sender<bool>,
     server: Mutex<Option<JoinHandle<()>>>,
 }
@@ -42,15 +48,23 @@ impl Sim {
             .iter()
             .map(|s| (s.courier_key.clone(), s.courier_account.clone()))
             .collect();
+        let courier_apis = config
+            .stores
+            .iter()
+            .map(|s| (s.courier_account.clone(), s.courier_api))
+            .collect();
         let (shutdown, _) = watch::channel(false);
         Sim {
             base_url,
             faults: FaultPlan::new(config.seed),
             rates: crate::rates::RateCounter::default(),
+            quotas: crate::rates::QuotaBook::default(),
+            twilio_reply_delay: Mutex::new(Duration::ZERO),
             config,
             state: Mutex::new(state),
             revoked: Mutex::new(HashSet::new()),
             courier_accounts,
+            courier_apis,
             shutdown,
             server: Mutex::new(None),
         }
@@ -73,9 +87,23 @@ impl Sim {
         lock(&self.revoked).remove(key);
     }
 
-    /// The courier account a courier API key belongs to.
-    pub(crate) fn courier_account(&self, key: &str) -> Option<&str> {
-        self.courier_accounts.get(key).map(String::as_str)
+    /// The courier account a courier API key belongs to, if that account
+    /// answers on `api` (a Yalidine token is no Maystro key, and back).
+    pub(crate) fn courier_account(&self, key: &str, api: CourierApi) -> Option<&str> {
+        self.courier_accounts
+            .get(key)
+            .filter(|account| self.courier_apis.get(*account) == Some(&api))
+            .map(String::as_str)
+    }
+
+    /// How long Twilio waits, after recording a text, before answering.
+    pub(crate) fn twilio_reply_delay(&self) -> Duration {
+        *lock(&self.twilio_reply_delay)
+    }
+
+    /// Sets [`Sim::twilio_reply_delay`].
+    pub(crate) fn set_twilio_reply_delay(&self, delay: Duration) {
+        *lock(&self.twilio_reply_delay) = delay;
     }
 
     /// Keeps the serving task, so shutdown can wait for it.

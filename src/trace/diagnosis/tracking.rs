@@ -138,7 +138,9 @@ pub(super) fn stuck_finding(trace: &OrderTrace, now: DateTime<Utc>) -> Option<Fi
 /// A tracked, non-final order not polled for [`POLL_STALE_AFTER`].
 pub(super) fn poll_finding(trace: &OrderTrace, now: DateTime<Utc>) -> Option<Finding> {
     let order = &trace.order;
-    if order.courier_order_id.is_none() || order.status_is_final {
+    // Tracked: a courier id (Maystro) or a tracking number (Yalidine).
+    let tracked = order.courier_order_id.is_some() || order.tracking_number.is_some();
+    if !tracked || order.status_is_final {
         return None;
     }
     let stale = match order.last_polled_at {

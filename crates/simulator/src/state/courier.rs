@@ -116,6 +116,36 @@ impl CourierOrder {
         out
     }
 
+    /// The shop's reference the order was created with.
+    pub(crate) fn reference(&self) -> &str {
+        &self.external_order_id
+    }
+
+    /// The customer's name and phone.
+    pub(crate) fn customer(&self) -> (&str, &str) {
+        (&self.customer_name, &self.customer_phone)
+    }
+
+    /// Current status code and when it was reached, for other couriers'
+    /// views of the same timeline.
+    pub(crate) fn status_at(&self, now: Instant, step: Duration) -> (i64, DateTime<Utc>) {
+        self.current(now, step)
+    }
+
+    /// Every status reached so far with its time, oldest first.
+    pub(crate) fn status_changes(&self, now: Instant, step: Duration) -> Vec<(i64, DateTime<Utc>)> {
+        let last = self.index(now, step);
+        let mut out: Vec<_> = (0..=last)
+            .map(|i| (self.path[i], self.reached_at(i, step)))
+            .collect();
+        if let Some((status, at)) = self.pinned {
+            if self.path[last] != status {
+                out.push((status, at));
+            }
+        }
+        out
+    }
+
     /// The Maystro JSON of this order at `now`.
     pub(crate) fn to_json(&self, now: Instant, step: Duration) -> Value {
         let (status, last_update) = self.current(now, step);

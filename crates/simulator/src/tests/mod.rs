@@ -8,6 +8,8 @@ mod erp;
 mod faults;
 mod shop;
 mod sms;
+mod twilio;
+mod yalidine;
 
 use std::time::Duration;
 
