@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::domain::Provider;
 use crate::providers::courier::CourierClient;
+use crate::providers::datamart::DatamartClient;
 use crate::providers::erpnext::ErpClient;
 use crate::providers::maystro::MaystroClient;
 use crate::providers::mnotify::MnotifyClient;
@@ -67,7 +68,13 @@ impl Accounts {
                     account.key.clone(),
                     http.clone(),
                 )),
-                // `Config` admits only Maystro and Yalidine (with its id).
+                (Provider::Datamart, _) => CourierClient::Datamart(DatamartClient::new(
+                    &account.name,
+                    &account.base_url,
+                    account.key.clone(),
+                    http.clone(),
+                )),
+                // `Config` admits only these providers (Yalidine with its id).
                 _ => CourierClient::Maystro(MaystroClient::new(
                     &account.name,
                     &account.base_url,

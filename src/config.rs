@@ -93,8 +93,9 @@ impl Default for HttpConfig {
 pub struct CourierAccountConfig {
     /// Name shown in logs and the ledger (never the key).
     pub name: String,
-    /// Which courier: `maystro` (the default, so older files keep working)
-    /// or `yalidine`.
+    /// Which courier: `maystro` (the default, so older files keep working),
+    /// `yalidine`, or `datamart` (a status source for stores that sell
+    /// data bundles, polled by order reference).
     #[serde(default = "default_courier_provider")]
     pub provider: String,
     /// API base, e.g. `https://backend.maystro-delivery.com/api` or
@@ -119,9 +120,10 @@ fn default_courier_provider() -> String {
 }
 
 /// The courier providers an account may name, as spelled in the file.
-const COURIER_PROVIDERS: [(&str, Provider); 2] = [
+const COURIER_PROVIDERS: [(&str, Provider); 3] = [
     ("maystro", Provider::Maystro),
     ("yalidine", Provider::Yalidine),
+    ("datamart", Provider::Datamart),
 ];
 
 /// The provider of a courier account, checked with its credentials'
@@ -144,9 +146,9 @@ fn courier_provider(account: &CourierAccountConfig) -> Result<Provider, String> 
             "courier account {} (yalidine) needs api_id_env: the environment variable holding its X-API-ID",
             account.name
         )),
-        (Provider::Maystro, Some(_)) => Err(format!(
-            "courier account {} (maystro) has api_id_env, which only yalidine accounts use; remove it",
-            account.name
+        (Provider::Maystro | Provider::Datamart, Some(_)) => Err(format!(
+            "courier account {} ({}) has api_id_env, which only yalidine accounts use; remove it",
+            account.name, account.provider
         )),
         _ => Ok(*provider),
     }
@@ -512,7 +514,7 @@ fn resolve_limits(
             }
         };
         let known: Vec<&str> = match provider {
-            Provider::Maystro | Provider::Yalidine => file
+            Provider::Maystro | Provider::Yalidine | Provider::Datamart => file
                 .courier_accounts
                 .iter()
                 .map(|a| a.name.as_str())
@@ -1010,7 +1012,7 @@ mod tests {
         for (account, expected) in [
             (
                 "provider = \"ecotrack\"\n",
-                "courier account c uses provider 'ecotrack'; supported: maystro, yalidine",
+                "courier account c uses provider 'ecotrack'; supported: maystro, yalidine, datamart",
             ),
             (
                 "provider = \"yalidine\"\n",

@@ -50,10 +50,7 @@ pub(crate) async fn stores(g: &GlobalArgs, check: bool) -> anyhow::Result<()> {
     let mut couriers: Vec<_> = accounts.couriers().collect();
     couriers.sort_by_key(|(name, _)| name.as_str());
     for (name, client) in couriers {
-        report(
-            format!("courier account '{name}'"),
-            client.check().await.map(|n| format!("{n} orders visible")),
-        );
+        report(format!("courier account '{name}'"), client.check().await);
     }
     let mut shops: Vec<_> = accounts.shops().collect();
     shops.sort_by_key(|(code, _)| code.as_str());

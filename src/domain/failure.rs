@@ -24,17 +24,20 @@ pub enum Provider {
     Yalidine,
     /// Twilio Messages (SMS).
     Twilio,
+    /// Datamart (order status source, data bundles).
+    Datamart,
 }
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 6] = [
+    pub const ALL: [Provider; 7] = [
         Provider::Maystro,
         Provider::Woocommerce,
         Provider::Erpnext,
         Provider::Mnotify,
         Provider::Yalidine,
         Provider::Twilio,
+        Provider::Datamart,
     ];
 
     /// The stable lowercase name (logs, metrics labels, messages).
@@ -46,6 +49,7 @@ impl Provider {
             Provider::Mnotify => "mnotify",
             Provider::Yalidine => "yalidine",
             Provider::Twilio => "twilio",
+            Provider::Datamart => "datamart",
         }
     }
 }

@@ -125,6 +125,8 @@ pub fn role_of(provider: Provider) -> &'static str {
         Provider::Mnotify => "sms",
         Provider::Yalidine => "courier",
         Provider::Twilio => "sms",
+        // A status source stands in for a store's courier.
+        Provider::Datamart => "courier",
     }
 }
 

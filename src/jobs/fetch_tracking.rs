@@ -2,14 +2,17 @@
 //! order list, match orders by reference, and fill tracking number, courier
 //! order id and status. Orders that never had a tracking number get one here
 //! (domain.md section 2: polling only tracked orders missed 5,000 of them).
+//! A status source that cannot list (Datamart) is asked for each of the
+//! store's untracked orders by reference instead.
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::domain::{JobEnvelope, Source};
-use crate::jobs::{fetch_page, send_sms, Deps, Done, JobError};
+use crate::jobs::{fetch_page, is_not_found, send_sms, Deps, Done, JobError};
 use crate::ledger::orders::{self, CourierObservation};
-use crate::providers::courier::CourierOrder;
+use crate::providers::courier::{CourierClient, CourierOrder, OrderKey};
+use crate::providers::ProviderError;
 
 /// Pages fetched at once after the first: the list is paged (Maystro ~20
 /// per page), so 10,000 orders are ~500 round trips.
@@ -36,6 +39,50 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
             .collect();
         (listed, mine)
     };
+    // Only a listing stamps `listed_at` (the refresh tick's rule): a source
+    // asked order by order here saw only the untracked ones.
+    let ((listed, observations), via) = if courier.can_list() {
+        (list_all(courier, &keep).await?, orders::ObservedVia::List)
+    } else {
+        (
+            look_up_untracked(deps, store, courier, &keep).await?,
+            orders::ObservedVia::Poll,
+        )
+    };
+
+    // Status changes and their texts commit together (see refresh_status).
+    let mut tx = deps.db.begin().await?;
+    let (changes, matched, stale) =
+        orders::observe_courier(&mut *tx, store, &observations, via, envelope.job_id).await?;
+    let mut texts = send_sms::jobs_for_changes(store, &changes);
+    texts.extend(crate::jobs::write_back::follow_ups(deps, store, &changes));
+    let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
+    tx.commit().await?;
+    deps.enqueuer.push_committed(&follow_ups).await;
+    let unknown = orders::without_tracking(&deps.db, store).await?;
+    orders::mark_synced(&deps.db, store, "fetch_tracking", None).await?;
+    Ok(Done::Succeeded(Some(json!({
+        "courier_account": courier.account(),
+        "courier": courier.provider().as_str(),
+        "courier_orders": listed,
+        "matched": matched,
+        "status_changes": changes.len(),
+        "stale": stale,
+        "unknown_refs": unknown.len(),
+        "unknown_sample": unknown.iter().take(UNKNOWN_SAMPLE).collect::<Vec<_>>(),
+    }))))
+}
+
+/// This store's share of a page of courier orders: (orders listed, the
+/// store's observations).
+type Keep<'a> = dyn Fn(Vec<CourierOrder>) -> (usize, Vec<CourierObservation>) + Sync + 'a;
+
+/// Every page of the account's orders: the first, then the rest at once
+/// (the count says how many), then any that appeared meanwhile.
+async fn list_all(
+    courier: &CourierClient,
+    keep: &Keep<'_>,
+) -> Result<(usize, Vec<CourierObservation>), ProviderError> {
     let first = fetch_page(|| courier.list_page(1)).await?;
     let per_page = first.orders.len().max(1) as u64;
     let pages = first.total.div_ceil(per_page).max(1) as u32;
@@ -64,34 +111,32 @@ pub async fn perform(envelope: &JobEnvelope, deps: &Deps) -> Result<Done, JobErr
         listed += n;
         observations.extend(mine);
     }
+    Ok((listed, observations))
+}
 
-    // Status changes and their texts commit together (see refresh_status).
-    let mut tx = deps.db.begin().await?;
-    let (changes, matched, stale) = orders::observe_courier(
-        &mut *tx,
-        store,
-        &observations,
-        orders::ObservedVia::List,
-        envelope.job_id,
-    )
-    .await?;
-    let mut texts = send_sms::jobs_for_changes(store, &changes);
-    texts.extend(crate::jobs::write_back::follow_ups(deps, store, &changes));
-    let follow_ups = deps.enqueuer.record(&mut tx, Source::Job, &texts).await?;
-    tx.commit().await?;
-    deps.enqueuer.push_committed(&follow_ups).await;
-    let unknown = orders::without_tracking(&deps.db, store).await?;
-    orders::mark_synced(&deps.db, store, "fetch_tracking", None).await?;
-    Ok(Done::Succeeded(Some(json!({
-        "courier_account": courier.account(),
-        "courier": courier.provider().as_str(),
-        "courier_orders": listed,
-        "matched": matched,
-        "status_changes": changes.len(),
-        "stale": stale,
-        "unknown_refs": unknown.len(),
-        "unknown_sample": unknown.iter().take(UNKNOWN_SAMPLE).collect::<Vec<_>>(),
-    }))))
+/// For a source that cannot list (Datamart): each of the store's orders
+/// without tracking asked for by reference; one it does not know is left
+/// for the next run.
+async fn look_up_untracked(
+    deps: &Deps,
+    store: &str,
+    courier: &CourierClient,
+    keep: &Keep<'_>,
+) -> Result<(usize, Vec<CourierObservation>), JobError> {
+    let references = orders::without_tracking(&deps.db, store).await?;
+    let found: Vec<Option<CourierOrder>> = futures::stream::iter(references)
+        .map(|reference| async move {
+            let key = OrderKey::Reference(reference);
+            match fetch_page(|| courier.get_order(&key)).await {
+                Ok(order) => Ok(Some(order)),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(PAGE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(keep(found.into_iter().flatten().collect()))
 }
 
 /// What one courier order tells us, if it carries our reference. Text is

@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::datamart::{DatamartClient, DatamartOrder};
 use super::maystro::{MaystroClient, MaystroOrder};
 use super::yalidine::{Parcel, YalidineClient};
 use super::ProviderError;
@@ -26,6 +27,9 @@ pub enum CourierClient {
     Maystro(MaystroClient),
     /// A Yalidine API id and token.
     Yalidine(YalidineClient),
+    /// A Datamart key: a status source with no listing, asked order by
+    /// order by reference.
+    Datamart(DatamartClient),
 }
 
 /// What a courier says about one of its orders, in our terms.
@@ -85,7 +89,15 @@ impl CourierClient {
         match self {
             CourierClient::Maystro(_) => Provider::Maystro,
             CourierClient::Yalidine(_) => Provider::Yalidine,
+            CourierClient::Datamart(_) => Provider::Datamart,
         }
+    }
+
+    /// Whether the account's orders can be listed page by page
+    /// ([`CourierClient::list_page`]); otherwise each order is looked up by
+    /// reference.
+    pub fn can_list(&self) -> bool {
+        !matches!(self, CourierClient::Datamart(_))
     }
 
     /// The configured account name.
@@ -93,6 +105,7 @@ impl CourierClient {
         match self {
             CourierClient::Maystro(c) => c.account(),
             CourierClient::Yalidine(c) => c.account(),
+            CourierClient::Datamart(c) => c.account(),
         }
     }
 
@@ -120,6 +133,7 @@ impl CourierClient {
                     orders: p.data.iter().map(from_yalidine).collect(),
                 })
             }
+            CourierClient::Datamart(_) => Err(self.cannot("list its orders")),
         }
     }
 
@@ -140,6 +154,7 @@ impl CourierClient {
                 Some(t) => OrderKey::Tracking(t.to_owned()),
                 None => OrderKey::Reference(reference.to_owned()),
             }),
+            CourierClient::Datamart(_) => Some(OrderKey::Reference(reference.to_owned())),
         }
     }
 
@@ -161,14 +176,22 @@ impl CourierClient {
             (CourierClient::Yalidine(c), OrderKey::Reference(r)) => {
                 Ok(from_yalidine(&c.parcel_by_order_id(r).await?))
             }
-            (client, key) => Err(ProviderError {
-                provider: client.provider(),
-                account: client.account().to_owned(),
-                class: super::ErrorClass::BadRequest,
-                http_status: None,
-                retry_after: None,
-                message: format!("{} orders cannot be looked up by {key}", client.provider()),
-            }),
+            (CourierClient::Datamart(c), OrderKey::Reference(r)) => {
+                Ok(from_datamart(&c.order_status(r).await?))
+            }
+            (client, key) => Err(client.cannot(&format!("look up orders by {key}"))),
+        }
+    }
+
+    /// A request this provider cannot make, refused before sending.
+    fn cannot(&self, what: &str) -> ProviderError {
+        ProviderError {
+            provider: self.provider(),
+            account: self.account().to_owned(),
+            class: super::ErrorClass::BadRequest,
+            http_status: None,
+            retry_after: None,
+            message: format!("{} cannot {what}", self.provider()),
         }
     }
 
@@ -195,15 +218,20 @@ impl CourierClient {
         }
     }
 
-    /// Checks the credential; the number of orders it can see.
+    /// Checks the credential; what it can see, in words.
     ///
     /// # Errors
     /// As [`CourierClient::list_page`].
-    pub async fn check(&self) -> Result<u64, ProviderError> {
-        match self {
-            CourierClient::Maystro(c) => c.check().await,
-            CourierClient::Yalidine(c) => c.check().await,
-        }
+    pub async fn check(&self) -> Result<String, ProviderError> {
+        let visible = match self {
+            CourierClient::Maystro(c) => c.check().await?,
+            CourierClient::Yalidine(c) => c.check().await?,
+            CourierClient::Datamart(c) => {
+                c.check().await?;
+                return Ok("key accepted".to_owned());
+            }
+        };
+        Ok(format!("{visible} orders visible"))
     }
 }
 
@@ -219,6 +247,21 @@ fn from_maystro(order: &MaystroOrder) -> CourierOrder {
         label,
         status,
         updated_at: order.updated_at(),
+    }
+}
+
+/// A Datamart order in our terms: its `orderStatus` through Datamart's
+/// table; Datamart's order id serves as the tracking number.
+fn from_datamart(order: &DatamartOrder) -> CourierOrder {
+    let (code, status) = super::datamart::map_status(&order.order_status);
+    CourierOrder {
+        reference: Some(order.reference.clone()),
+        tracking_number: Some(order.order_id.clone()),
+        courier_order_id: None,
+        code,
+        label: order.order_status.clone(),
+        status,
+        updated_at: order.updated(),
     }
 }
 
@@ -291,7 +334,7 @@ mod tests {
         assert_eq!(err.class, super::super::ErrorClass::BadRequest);
         assert_eq!(
             err.message,
-            "maystro orders cannot be looked up by tracking yal-1"
+            "maystro cannot look up orders by tracking yal-1"
         );
     }
 

@@ -1,7 +1,7 @@
 //! providers: one HTTP client per configured external account.
 //!
-//! Owns every request to the couriers ([`maystro`], [`yalidine`], behind the
-//! courier role [`courier`]), the shop ([`woocommerce`]), the ERP
+//! Owns every request to the couriers ([`maystro`], [`yalidine`], and the
+//! status source [`datamart`], behind the courier role [`courier`]), the shop ([`woocommerce`]), the ERP
 //! ([`erpnext`]) and the SMS gateways ([`mnotify`], [`twilio`], behind the
 //! SMS role [`sms`]): timeouts, the
 //! classification of each failure into an [`ErrorClass`] (decided once, here,
@@ -23,6 +23,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RETRY_AFTER};
 pub use crate::domain::{ErrorClass, Provider};
 
 pub mod courier;
+pub mod datamart;
 pub mod erpnext;
 pub mod gate;
 pub mod maystro;

@@ -12,6 +12,7 @@ mod backfill;
 mod browser;
 mod cli;
 mod dashboard;
+mod datamart;
 mod failures;
 mod fairness;
 mod faults;

@@ -128,6 +128,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     // Statuses move while the demo runs, so status polls find changes to text about.
     sim_config.status_step = Duration::from_millis(300);
     sim_config.unknown_payment_rate = 0.004;
+    use_other_providers(&mut sim_config);
     let sim = ordersync_simulator::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     // A flaky courier: 2% of calls fail with 5xx and are retried.
     sim.set_knobs(
@@ -293,6 +294,37 @@ pub(crate) async fn run(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     ordersync::queue::depth::delete_namespace(&g.redis_url, &namespace).await?;
     println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Beside the Maystro stores, GAMA ships with Yalidine (account `yal`) and
+/// DELT sells data bundles whose statuses come from Datamart (account `dm`).
+/// Yalidine's quotas are raised for the demo: at the published 50 a minute,
+/// a few hundred status polls would outlast it.
+fn use_other_providers(config: &mut SimConfig) {
+    for store in &mut config.stores {
+        let (account, key, api) = match store.code.as_str() {
+            "GAMA" => (
+                "yal",
+                "demo-yalidine-token",
+                ordersync_simulator::CourierApi::Yalidine,
+            ),
+            "DELT" => (
+                "dm",
+                "demo-datamart-key",
+                ordersync_simulator::CourierApi::Datamart,
+            ),
+            _ => continue,
+        };
+        store.courier_account = account.into();
+        store.courier_key = key.into();
+        store.courier_api = api;
+    }
+    config.yalidine_quota = ordersync_simulator::YalidineQuota {
+        per_second: 200,
+        per_minute: 10_000,
+        per_hour: 100_000,
+        per_day: 1_000_000,
+    };
 }
 
 /// The shop cancels every 9th and refunds every 13th invoiced order of each

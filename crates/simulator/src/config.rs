@@ -23,6 +23,9 @@ pub enum CourierApi {
     /// Yalidine, under `/yalidine/v1`: the same orders and timelines, shown
     /// as parcels with Yalidine's labels.
     Yalidine,
+    /// Datamart, under `/datamart/api/developer`: the same orders, by
+    /// reference, with Datamart's statuses.
+    Datamart,
 }
 
 /// One simulated shop and its credentials at the shop and the courier.

@@ -15,7 +15,7 @@
 //! - `server`: [`start`]; binds, seeds, and puts each provider's routes behind
 //!   the fault middleware, next to the admin routes;
 //! - `admin`: [`SimHandle`] mirrored over HTTP for other processes;
-//! - `courier`, `yalidine`, `shop`, `erp`, `sms`, `twilio`: one provider each: routes,
+//! - `courier`, `yalidine`, `datamart`, `shop`, `erp`, `sms`, `twilio`: one provider each: routes,
 //!   auth, error bodies (including the body of an injected failure);
 //! - `faults`: the middleware in front of every provider route; knows no
 //!   provider;
@@ -36,6 +36,7 @@
 mod admin;
 mod config;
 mod courier;
+mod datamart;
 mod erp;
 mod fault_plan;
 mod faults;
@@ -114,6 +115,23 @@ impl SimHandle {
         let order = st.courier.by_ref(external_order_id)?;
         let (code, _) = order.status_at(std::time::Instant::now(), self.inner.config.status_step);
         Some((yalidine::tracking_of(order), yalidine::label_of(code)))
+    }
+
+    /// Datamart API root, `{base}/datamart/api/developer`.
+    pub fn datamart_url(&self) -> String {
+        format!("{}/datamart/api/developer", self.inner.base_url)
+    }
+
+    /// The Datamart view of the order with this reference: its order id
+    /// and current status.
+    pub fn datamart_order_by_ref(&self, reference: &str) -> Option<(String, String)> {
+        let st = self.inner.state();
+        let order = st.courier.by_ref(reference)?;
+        let (code, _) = order.status_at(std::time::Instant::now(), self.inner.config.status_step);
+        Some((
+            datamart::order_id_of(order),
+            datamart::status_of(code).to_owned(),
+        ))
     }
 
     /// Twilio API host, `{base}/twilio`; messages are under

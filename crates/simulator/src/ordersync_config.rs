@@ -45,6 +45,7 @@ pub fn ordersync_config_with_store_rules(
         // A Yalidine account's API id is its name (see `yalidine`).
         let (base_url, provider) = match api {
             CourierApi::Maystro => (sim.courier_url(), String::new()),
+            CourierApi::Datamart => (sim.datamart_url(), "provider = \"datamart\"\n".to_owned()),
             CourierApi::Yalidine => {
                 let id_var = format!("SIM_COURIER_{}_API_ID", name.to_uppercase());
                 secrets.push((id_var.clone(), (*name).to_owned()));

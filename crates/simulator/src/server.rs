@@ -14,9 +14,9 @@ use crate::faults::{self, FaultBody};
 use crate::service::Service;
 use crate::sim::Sim;
 use crate::SimHandle;
-use crate::{admin, courier, erp, shop, sms, twilio, yalidine};
+use crate::{admin, courier, datamart, erp, shop, sms, twilio, yalidine};
 
-/// Seeds the data of `config` and serves the six services on `addr` (port 0
+/// Seeds the data of `config` and serves the seven services on `addr` (port 0
 /// picks a free port) until [`SimHandle::shutdown`].
 ///
 /// # Errors
@@ -71,6 +71,7 @@ fn provider(sim: &Arc<Sim>, service: Service) -> Router {
         Service::Sms => (sms::routes(sim), |status, _| sms::fault_response(status)),
         Service::Yalidine => (yalidine::routes(sim), yalidine::fault_response),
         Service::Twilio => (twilio::routes(sim), twilio::fault_response),
+        Service::Datamart => (datamart::routes(sim), datamart::fault_response),
     };
     faults::with_faults(routes, sim, service, body)
 }

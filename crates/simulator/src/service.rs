@@ -23,17 +23,20 @@ pub enum Service {
     Yalidine,
     /// Twilio Messages, the second SMS gateway, under `/twilio`.
     Twilio,
+    /// Datamart, an order-status source, under `/datamart/api/developer`.
+    Datamart,
 }
 
 impl Service {
     /// Every service, in a fixed order.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Courier,
         Service::Shop,
         Service::Erp,
         Service::Sms,
         Service::Yalidine,
         Service::Twilio,
+        Service::Datamart,
     ];
 
     /// The lowercase name used in JSON and admin routes.
@@ -45,6 +48,7 @@ impl Service {
             Service::Sms => "sms",
             Service::Yalidine => "yalidine",
             Service::Twilio => "twilio",
+            Service::Datamart => "datamart",
         }
     }
 
@@ -69,7 +73,7 @@ impl FromStr for Service {
             .find(|svc| svc.as_str() == s)
             .with_context(|| {
                 format!(
-                    "unknown service {s:?}: expected courier, shop, erp, sms, yalidine or twilio"
+                    "unknown service {s:?}: expected courier, shop, erp, sms, yalidine, twilio or datamart"
                 )
             })
     }
