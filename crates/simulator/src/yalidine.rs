@@ -100,9 +100,12 @@ fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<String, Response> {
     }
 }
 
+/// `x-{second,minute,hour,day}-quota-left` and their values.
+type QuotaHeaders = [(&'static str, u64); 4];
+
 /// Meters the request against the account's quotas: the headers to send
 /// with the answer, or the 429 to send instead.
-fn meter(sim: &Sim, account: &str) -> Result<[(&'static str, u64); 4], Response> {
+fn meter(sim: &Sim, account: &str) -> Result<QuotaHeaders, Response> {
     let q = sim.config.yalidine_quota;
     match sim
         .quotas
@@ -126,6 +129,14 @@ fn meter(sim: &Sim, account: &str) -> Result<[(&'static str, u64); 4], Response>
     }
 }
 
+/// Every endpoint's gate: the account behind the credentials, metered
+/// against its quotas (the headers to send), or the 401 or 429 to answer.
+fn admit(sim: &Sim, headers: &HeaderMap) -> Result<(String, QuotaHeaders), Response> {
+    let account = authenticate(sim, headers)?;
+    let quota = meter(sim, &account)?;
+    Ok((account, quota))
+}
+
 /// Authenticates, meters, and answers `entries` (already filtered) as the
 /// requested page, with the quota headers.
 fn page_response(
@@ -133,7 +144,7 @@ fn page_response(
     headers: &HeaderMap,
     uri: &Uri,
     pairs: &[(String, String)],
-    quota: [(&'static str, u64); 4],
+    quota: QuotaHeaders,
     entries: Vec<Value>,
 ) -> Response {
     let size = match query_get(pairs, "page_size").map(str::parse::<usize>) {
@@ -190,12 +201,8 @@ fn list_param(pairs: &[(String, String)], key: &str) -> Option<Vec<String>> {
 /// `GET /v1/parcels/`: the account's parcels, by ascending id, optionally
 /// only those with the given `tracking` or `order_id` values.
 async fn parcels(State(sim): State<Arc<Sim>>, headers: HeaderMap, uri: Uri) -> Response {
-    let account = match authenticate(&sim, &headers) {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    let quota = match meter(&sim, &account) {
-        Ok(q) => q,
+    let (account, quota) = match admit(&sim, &headers) {
+        Ok(admitted) => admitted,
         Err(res) => return res,
     };
     let pairs = query_pairs(uri.query());
@@ -240,12 +247,8 @@ async fn parcels(State(sim): State<Arc<Sim>>, headers: HeaderMap, uri: Uri) -> R
 /// `GET /v1/histories/?tracking=a,b`: each parcel's status changes, oldest
 /// first; a failed attempt gives its reason.
 async fn histories(State(sim): State<Arc<Sim>>, headers: HeaderMap, uri: Uri) -> Response {
-    let account = match authenticate(&sim, &headers) {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    let quota = match meter(&sim, &account) {
-        Ok(q) => q,
+    let (account, quota) = match admit(&sim, &headers) {
+        Ok(admitted) => admitted,
         Err(res) => return res,
     };
     let pairs = query_pairs(uri.query());
